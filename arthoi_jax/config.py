@@ -1,0 +1,311 @@
+"""Run configuration: one frozen dataclass per stage, loaded strictly from YAML.
+
+`load_config(path, overrides)` reads a YAML file (which may name a `base:` YAML it extends), applies
+`--set key=value` overrides, and builds `Config`. Every unknown key, wrong type or out-of-range value raises
+`ConfigError` naming the dotted key and what is allowed. Defaults are the paper's (App. A) where it gives one.
+
+A field's allowed range is declared with `bounded(default, lo, hi)`; its allowed values with `Literal`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from arthoi_jax.errors import ConfigError
+
+
+def bounded(default, lo=None, hi=None, *, lo_open: bool = False):
+    """A dataclass field whose value must lie in [lo, hi] (or (lo, hi] with lo_open)."""
+    return dataclasses.field(default=default, metadata={"range": (lo, hi, lo_open)})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sections. Each stage owns one; fields carry the paper's defaults.
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneConfig:
+    """Where the scene comes from."""
+
+    name: str = "scene"
+    # synthetic: generated from `synthetic`; bundle: read from `bundle`; video: preprocessed from `video`.
+    source: Literal["synthetic", "bundle", "video"] = "synthetic"
+    bundle: Optional[str] = None
+    video: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Procedural articulated scene rendered by the mesh renderer (never by the Gaussian rasterizer)."""
+
+    object: Literal["door", "drawer", "fridge", "lid", "cabinet2"] = "door"
+    texture: Literal["textured", "low"] = "textured"
+    width: int = bounded(256, 32, 2048)
+    height: int = bounded(192, 32, 2048)
+    num_frames: int = bounded(32, 2, 2000)
+    fps: float = bounded(30.0, 0.0, 240.0, lo_open=True)
+    seed: int = bounded(0, 0)
+    fov_deg: float = bounded(55.0, 10.0, 150.0)
+    # Peak joint value over the sequence: degrees for revolute parts, metres for prismatic ones.
+    max_angle_deg: float = bounded(60.0, 0.0, 180.0)
+    max_translation_m: float = bounded(0.3, 0.0, 2.0)
+    human: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderConfig:
+    """Gaussian rasterizer settings (gsplat conventions)."""
+
+    mode: Literal["tiled", "dense"] = "tiled"
+    tile_size: int = bounded(16, 4, 64)
+    # Gaussians kept per tile after depth sorting; more are counted as overflow and dropped.
+    tile_capacity: int = bounded(256, 1, 65536)
+    near: float = bounded(0.01, 0.0, None, lo_open=True)
+    far: float = bounded(1e10, 0.0, None, lo_open=True)
+    eps2d: float = bounded(0.3, 0.0)
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationConfig:
+    """Flow-based part segmentation (Sec. 3.1, App. A)."""
+
+    dynamic_px: float = bounded(5.0, 0.0)
+    static_px: float = bounded(2.0, 0.0)
+    quasi_static_percentile: float = bounded(10.0, 0.0, 100.0)
+    quasi_static_min_px: float = bounded(1.0, 0.0)
+    binding_radius_m: float = bounded(0.05, 0.0, None, lo_open=True)
+    # How the dynamic-part mask M^d(t) is made from the point prompts (Eq. 2).
+    dynamic_mask: Literal["sam", "grabcut", "tracks"] = "grabcut"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage1Config:
+    """Object articulation (Eq. 4-8, App. A)."""
+
+    lr: float = bounded(1e-4, 0.0, None, lo_open=True)
+    iters_per_frame: int = bounded(200, 1)
+    lambda_r: float = bounded(1.0, 0.0)
+    lambda_tr: float = bounded(2.0, 0.0)
+    lambda_a: float = bounded(0.05, 0.0)
+    lambda_s: float = bounded(1.0, 0.0)
+    beta_o: float = bounded(1.0, 0.0)
+    grad_clip: float = bounded(1.0, 0.0, None, lo_open=True)
+    early_stop_rel_tol: float = bounded(1e-4, 0.0)
+    early_stop_patience: int = bounded(20, 1)
+    articulation: Literal["free_se3", "revolute", "prismatic", "auto"] = "free_se3"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage2Config:
+    """Human motion (Eq. 9-12, App. A)."""
+
+    iters: int = bounded(1000, 1)
+    lr_pose: float = bounded(1e-3, 0.0, None, lo_open=True)
+    lr_camera: float = bounded(1e-4, 0.0, None, lo_open=True)
+    lambda_p: float = bounded(1.0, 0.0)
+    lambda_fs: float = bounded(10.0, 0.0)
+    lambda_s: float = bounded(1e4, 0.0)
+    lambda_k: float = bounded(1e4, 0.0)
+    lambda_c: float = bounded(1e5, 0.0)
+    beta_h: float = bounded(1.0, 0.0)
+    eta: float = bounded(1.0, 0.0)
+    grad_clip: float = bounded(1.0, 0.0, None, lo_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    """What a run writes besides its numbers."""
+
+    video: bool = True
+    plots: bool = True
+    progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    scene: SceneConfig = SceneConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    render: RenderConfig = RenderConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+    stage1: Stage1Config = Stage1Config()
+    stage2: Stage2Config = Stage2Config()
+    output: OutputConfig = OutputConfig()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Builds a `Config` from a YAML file and `key=value` overrides (dotted keys, YAML values).
+
+    Raises:
+      ConfigError: the file is unreadable or not a mapping, or a key, type or value is invalid.
+    """
+    raw: dict = _read_yaml(Path(path), seen=()) if path is not None else {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. stage1.lr=1e-3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: cannot parse value {text!r} as YAML ({e})") from None
+        _set_dotted(raw, key.strip(), value)
+    return from_dict(Config, raw)
+
+
+def from_dict(cls: type, data: Any, prefix: str = ""):
+    """Builds dataclass `cls` from a nested mapping, validating every key (see module docstring)."""
+    where = prefix or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {name!r}{hint}; allowed keys: {', '.join(fields)}")
+        kwargs[key] = _coerce(hints[key], value, name)
+        lo, hi, lo_open = fields[key].metadata.get("range", (None, None, False))
+        _check_range(kwargs[key], lo, hi, lo_open, name)
+    return cls(**kwargs)
+
+
+def to_dict(config) -> dict:
+    """The inverse of `from_dict`: plain Python containers, safe to dump as YAML or JSON."""
+    out = dataclasses.asdict(config)
+    return _lists(out)
+
+
+def _lists(x):
+    if isinstance(x, dict):
+        return {k: _lists(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_lists(v) for v in x]
+    return x
+
+
+def _read_yaml(path: Path, seen: tuple) -> dict:
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a path to another YAML file, got {base!r}")
+    merged = _read_yaml(path.parent / base, seen + (path.resolve(),))
+    _merge(merged, data)
+    return merged
+
+
+def _merge(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def _set_dotted(raw: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = raw
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {key}: {p!r} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp, value, name: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, name)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(inner[0], value, name)
+        raise TypeError(f"unsupported config type {tp}")
+    if origin is Literal:
+        if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args):
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{name}: {value!r} is not allowed; allowed values: {allowed}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{name}: expected a list of {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_coerce(a, v, f"{name}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {_type_name(tp)} for {name}")
+
+
+def _check_range(value, lo, hi, lo_open: bool, name: str) -> None:
+    if value is None or (lo is None and hi is None):
+        return
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and value > hi
+    if too_low or too_high:
+        left = "(" if lo_open else "["
+        lo_s = "-inf" if lo is None else repr(lo)
+        hi_s = "inf" if hi is None else repr(hi)
+        raise ConfigError(f"{name}: {value!r} is out of range; allowed: {left}{lo_s}, {hi_s}]")

@@ -1,0 +1,1 @@
+"""Differentiable 3D Gaussian rasterization in pure JAX (gsplat conventions)."""
