@@ -337,11 +337,17 @@ def load_bundle(path: str | Path) -> SceneBundle:
     try:
         b = _unflatten(arrays, meta)
     except KeyError as e:
-        raise BundleError(f"{path}: missing field {e.args[0]}") from None
+        raise BundleError(f"{path}: missing field {e.args[0]!r}") from None
     except TypeError as e:
         raise BundleError(f"{path}: malformed fields ({e})") from None
     validate_bundle(b)
     return b
+
+
+def _require(cls, kw: dict, prefix: str) -> None:
+    for f in dataclasses.fields(cls):
+        if f.default is dataclasses.MISSING and f.name not in kw:
+            raise KeyError(f"{prefix}{f.name}")
 
 
 def _group(cls, prefix: str, arrays: dict, meta: dict, **extra):
@@ -349,16 +355,19 @@ def _group(cls, prefix: str, arrays: dict, meta: dict, **extra):
     kw = {n: arrays[f"{prefix}.{n}"] for n in names if f"{prefix}.{n}" in arrays}
     kw.update({k: v for k, v in meta.get(prefix, {}).items() if k in names})
     kw.update(extra)
+    _require(cls, kw, f"{prefix}.")
     return cls(**kw)
 
 
 def _unflatten(arrays: dict, meta: dict) -> SceneBundle:
     top = {f.name for f in dataclasses.fields(SceneBundle)}
     kw = {k: v for k, v in arrays.items() if k in top}
+    kw["fps"] = meta["fps"]
+    _require(SceneBundle, kw, "")
     smplx_init = _group(SmplxParams, "smplx_init", arrays, meta) if "smplx_init" in meta else None
     gt = None
     if "gt" in meta:
         human = _group(SmplxParams, "gt.human", arrays, meta) if "gt.human" in meta else None
         g = meta["gt"]
         gt = _group(GroundTruth, "gt", arrays, {"gt": {**g, "joint_types": tuple(g.get("joint_types", ()))}}, human=human)
-    return SceneBundle(fps=meta["fps"], prompt=meta.get("prompt", ""), smplx_init=smplx_init, gt=gt, **kw)
+    return SceneBundle(prompt=meta.get("prompt", ""), smplx_init=smplx_init, gt=gt, **kw)
