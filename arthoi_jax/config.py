@@ -57,6 +57,13 @@ class SyntheticConfig:
     max_angle_deg: float = bounded(60.0, 0.0, 180.0)
     max_translation_m: float = bounded(0.3, 0.0, 2.0)
     human: bool = False
+    # Camera placement around the object: distance from and height above the floor of the camera, and its yaw
+    # from the wall normal (positive: camera to the right of the object). None: the object type's 3/4 view.
+    camera_distance_m: Optional[float] = bounded(None, 0.0, 50.0, lo_open=True)
+    camera_height_m: Optional[float] = bounded(None, 0.0, 10.0)
+    camera_yaw_deg: Optional[float] = bounded(None, -85.0, 85.0)
+    # Ground-truth tracks sampled on the visible object at frame 0 (fewer when fewer pixels are visible).
+    num_tracks: int = bounded(1000, 1, 100000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +77,8 @@ class RenderConfig:
     near: float = bounded(0.01, 0.0, None, lo_open=True)
     far: float = bounded(1e10, 0.0, None, lo_open=True)
     eps2d: float = bounded(0.3, 0.0)
+    # Per-Gaussian alpha clamp: 0.99 as in 3DGS (gsplat 1.5.3's CUDA kernel uses 0.999). Below 1 so log(1 - alpha) is finite.
+    max_alpha: float = bounded(0.99, 0.0, 0.9999, lo_open=True)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
@@ -82,8 +91,19 @@ class SegmentationConfig:
     quasi_static_percentile: float = bounded(10.0, 0.0, 100.0)
     quasi_static_min_px: float = bounded(1.0, 0.0)
     binding_radius_m: float = bounded(0.05, 0.0, None, lo_open=True)
-    # How the dynamic-part mask M^d(t) is made from the point prompts (Eq. 2).
+    # How the dynamic-part mask M^d(t) is made from the point prompts (Eq. 2). "sam" needs
+    # preprocess.sam_checkpoint; "grabcut" (default, no weights): GrabCut seeded by the tracks; "tracks": the
+    # Voronoi partition of the object mask by the track points.
     dynamic_mask: Literal["sam", "grabcut", "tracks"] = "grabcut"
+    max_prompts: int = bounded(32, 1)  # per kind (positive/negative) and frame, for SAM
+    # Moving parts: sequential RANSAC over rigid motions of the dynamic tracks.
+    max_moving_parts: int = bounded(4, 1, 16)
+    min_part_tracks: int = bounded(12, 6)
+    part_reproj_px: float = bounded(3.0, 0.0, None, lo_open=True)
+    ambiguity_px: float = bounded(0.25, 0.0)  # a track explained as well by two motions stays unlabelled
+    # Canonical object Gaussians: every `gaussian_stride`-th frame-0 object pixel.
+    gaussian_stride: int = bounded(4, 1, 64)
+    max_binding_pairs: int = bounded(1024, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +120,19 @@ class Stage1Config:
     grad_clip: float = bounded(1.0, 0.0, None, lo_open=True)
     early_stop_rel_tol: float = bounded(1e-4, 0.0)
     early_stop_patience: int = bounded(20, 1)
+    # free_se3: a free pose per part and frame (the paper); revolute | prismatic | auto: one joint value per part
+    # and frame, the joint (axis, pivot; auto: its type too) fitted to the closed-form initial poses.
     articulation: Literal["free_se3", "revolute", "prismatic", "auto"] = "free_se3"
+    # Per-frame initial pose: pnp (closed form from the tracks) | previous (the previous frame's result).
+    init: Literal["pnp", "previous"] = "pnp"
+    init_reproj_px: float = bounded(3.0, 0.0, None, lo_open=True)  # RANSAC inlier threshold of the PnP init
+    render_downsample: int = bounded(4, 1, 64)  # the reconstruction loss compares images this much smaller
+    steps_per_chunk: int = bounded(25, 1)  # steps per jitted lax.scan call (progress and checks in between)
+    # Ablation switches (Table 5): each removes its term from Eq. 5.
+    use_render_loss: bool = True
+    use_tracking_loss: bool = True
+    use_articulation_loss: bool = True
+    use_smoothness_loss: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +153,69 @@ class Stage2Config:
 
 
 @dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Video -> scene bundle (issue 6). Pixel coordinates use the bundle's convention (pixel centres at +0.5)
+    at the OUTPUT size; intrinsics and hand keypoints given for the source video are rescaled with the resize."""
+
+    # Frames: resized at decode time (None keeps the source size; one of the two keeps the aspect ratio).
+    width: Optional[int] = bounded(None, 16, 4096)
+    height: Optional[int] = bounded(None, 16, 4096)
+    max_frames: int = bounded(0, 0)  # 0: every frame
+    frame_step: int = bounded(1, 1)  # keep every k-th frame; fps is divided by k
+    fps: Optional[float] = bounded(None, 0.0, 240.0, lo_open=True)  # required for a folder of frames
+    # Camera: (fx, fy, cx, cy) in source-video pixels, or a horizontal field of view with a centred principal point.
+    intrinsics: Optional[tuple[float, float, float, float]] = None
+    fov_deg: float = bounded(55.0, 10.0, 150.0)
+    prompt: str = ""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Masks. auto: gt for synthetic bundles, else files when given, else sam from the frame-0 prompts.
+    masks: Literal["auto", "gt", "files", "sam"] = "auto"
+    object_mask_path: Optional[str] = None  # one PNG (frame 0, carried by the tracks) or a folder of per-frame PNGs
+    human_mask_path: Optional[str] = None
+    object_points: tuple[tuple[float, float], ...] = ()  # positive SAM prompts on frame 0, output pixels
+    object_negative_points: tuple[tuple[float, float], ...] = ()
+    object_box: Optional[tuple[float, float, float, float]] = None  # x0, y0, x1, y1 output pixels
+    human_points: tuple[tuple[float, float], ...] = ()
+    human_box: Optional[tuple[float, float, float, float]] = None
+    sam_checkpoint: Optional[str] = None
+    sam_model_type: Literal["vit_h", "vit_l", "vit_b"] = "vit_h"  # the paper uses ViT-H
+    # Tracks. auto: gt for synthetic bundles; cotracker when `cotracker_checkpoint` is set; else dense (chained
+    # DIS flow: lower endpoint error than lk on the synthetic scenes, see benchmarks/tracking.py).
+    tracker: Literal["auto", "gt", "lk", "dense", "cotracker"] = "auto"
+    cotracker_checkpoint: Optional[str] = None
+    grid_step_px: int = bounded(6, 1, 256)  # spacing of the query grid inside the frame-0 object mask
+    max_tracks: int = bounded(2000, 1)
+    lk_window_px: int = bounded(21, 5, 101)
+    lk_levels: int = bounded(3, 0, 8)
+    fb_threshold_px: float = bounded(1.0, 0.0, None, lo_open=True)  # forward-backward error that ends a track
+    lk_max_error: float = bounded(10.0, 0.0, 255.0, lo_open=True)  # lk: mean grey-level change that ends a track
+    # Depth of frame 0. auto: gt for synthetic bundles, file when `depth_path` is set, model when `depth_model`
+    # is set, else constant. Relative (non-metric) depth is scaled so its median on the object is `depth_median_m`.
+    depth: Literal["auto", "gt", "file", "model", "constant"] = "auto"
+    depth_path: Optional[str] = None  # .npy metres, or 16-bit PNG millimetres
+    depth_model: Optional[str] = None  # local folder of a transformers depth-estimation model
+    depth_median_m: float = bounded(2.5, 0.0, None, lo_open=True)
+    # Human initialisation (GVHMR results, hand keypoints [T, 2, 21, 2] in source-video pixels).
+    gvhmr_results: Optional[str] = None
+    hand_keypoints_path: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BodyConfig:
+    """SMPL-X body model (arthoi_jax.body). Hand poses are full 15 x 3 axis-angles unless use_pca is set."""
+
+    # An SMPL-X .npz/.pkl file or a folder holding SMPLX_{GENDER}.npz; None: the license-free neutral body.
+    model_path: Optional[str] = None
+    gender: Literal["neutral", "male", "female"] = "neutral"
+    num_betas: int = bounded(10, 1, 300)
+    num_expression: int = bounded(10, 0, 100)
+    use_pca: bool = False
+    num_pca_comps: int = bounded(6, 1, 45)
+    flat_hand_mean: bool = True
+    use_face_contour: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputConfig:
     """What a run writes besides its numbers."""
 
@@ -137,6 +232,8 @@ class Config:
     segmentation: SegmentationConfig = SegmentationConfig()
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    body: BodyConfig = BodyConfig()
     output: OutputConfig = OutputConfig()
 
 

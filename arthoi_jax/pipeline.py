@@ -53,9 +53,110 @@ def _generate(ctx: RunContext, out: Path) -> None:
              b.image_size[1], b.image_size[0], b.tracks.shape[1])
 
 
+def _preprocess(ctx: RunContext, out: Path) -> None:
+    """Video -> bundle; for a synthetic scene, re-tracks the generated bundle unless the tracker is 'gt'."""
+    from arthoi_jax.io.preprocess_inputs import read_side_inputs
+    from arthoi_jax.io.video import read_video
+    from arthoi_jax.preprocess import adapters
+    from arthoi_jax.preprocess.preview import overlay
+    from arthoi_jax.preprocess.video_to_bundle import resolve, retrack_bundle, video_to_bundle
+
+    cfg, source = ctx.config.preprocess, ctx.config.scene.source
+    methods = resolve(cfg, source)
+    if source == "synthetic":
+        if methods["tracker"] == "gt":
+            log.info("preprocess: tracker 'gt', the generated bundle is used as it is")
+            return
+        b = retrack_bundle(bundle_io.load_bundle(ctx.stage_dir("generate") / "bundle"), cfg,
+                           adapters.make_tracker(cfg, methods))
+    else:
+        sam, tracker = adapters.make_sam(cfg, methods), adapters.make_tracker(cfg, methods)
+        depth_model = adapters.make_depth_model(cfg, methods)
+        v = read_video(ctx.config.scene.video, width=cfg.width, height=cfg.height, max_frames=cfg.max_frames,
+                       frame_step=cfg.frame_step, fps=cfg.fps)
+        side = read_side_inputs(cfg, methods, len(v.frames), v.frames.shape[1:3])
+        b = video_to_bundle(v.frames, v.fps, v.source_size, cfg, side, methods=methods, sam=sam,
+                            tracker=tracker, depth_model=depth_model)
+    bundle_io.save_bundle(b, out / "bundle")
+    shown = overlay(b)
+    media.write_video(out / "preview.mp4", shown, b.fps)
+    media.write_png(out / "preview.png", media.contact_sheet(shown))
+
+
+def _segment(ctx: RunContext, out: Path) -> None:
+    """Flow-based part segmentation (Eq. 1-3) -> segment/segmentation.npz + masks.png."""
+    from arthoi_jax.io import stage1_outputs
+    from arthoi_jax.segmentation import segment
+
+    cfg, b = ctx.config, ctx.bundle()
+    mask_fn = None
+    if cfg.segmentation.dynamic_mask == "sam":
+        if not cfg.preprocess.sam_checkpoint:
+            raise ConfigError("segmentation.dynamic_mask: 'sam' needs preprocess.sam_checkpoint (a SAM checkpoint, "
+                              "see third_party/README.md); 'grabcut' or 'tracks' need no weights")
+        from arthoi_jax.preprocess.sam import SamAdapter
+
+        mask_fn = SamAdapter.from_checkpoint(cfg.preprocess.sam_checkpoint, cfg.preprocess.sam_model_type,
+                                             cfg.preprocess.device).predict
+    seg = segment(b.frames, b.object_masks, b.depth, b.K, b.tracks, b.visibility, cfg.segmentation, mask_fn)
+    stage1_outputs.save_segmentation(out, seg)
+    media.write_png(out / "masks.png", media.contact_sheet(stage1_outputs.mask_overlay(b.frames, seg.part_masks)))
+    labels = seg.track_labels
+    log.info("segment: %d moving part(s); tracks %d static, %d moving, %d undecided; %d Gaussians, %d binding pairs",
+             seg.num_parts, (labels == 0).sum(), (labels > 0).sum(), (labels < 0).sum(), len(seg.weights),
+             len(seg.binding_pairs))
+
+
+def _stage1(ctx: RunContext, out: Path) -> None:
+    """Object articulation (Eq. 4-8) -> stage1/transforms.json, joints.json, result.npz, rerender.mp4."""
+    from arthoi_jax import stage1
+    from arthoi_jax.io import stage1_outputs
+
+    cfg, b = ctx.config, ctx.bundle()
+    seg = stage1_outputs.load_segmentation(ctx.stage_dir("segment"))
+    res = stage1.optimize(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg, cfg.stage1, cfg.render,
+                          cfg.segmentation.binding_radius_m, progress=cfg.output.progress)
+    stage1_outputs.save_stage1(out, res, b.fps)
+    if cfg.output.video:
+        H, W = b.image_size
+        scene = stage1.build_scene(seg, b.K, (H, W), cfg.stage1, cfg.segmentation.binding_radius_m)
+        stage1_outputs.write_side_by_side(out / "rerender.mp4", b.frames,
+                                          stage1.render_sequence(scene, res.poses, cfg.render, H, W), b.fps)
+    for p, j in enumerate(res.joints):
+        log.info("stage1: part %d %s, axis %s, fit residual %.4f m, %d Adam steps", p + 1, j.joint_type,
+                 j.axis.round(3).tolist(), j.residual_m, res.iterations.sum())
+
+
+def _evaluate(ctx: RunContext, out: Path) -> None:
+    """App. C metrics against the ground truth when the bundle has one -> evaluate/metrics.json, joint_values.png."""
+    from arthoi_jax import metrics
+    from arthoi_jax.io import stage1_outputs
+    from arthoi_jax.io.outputs import write_json
+
+    b = ctx.bundle()
+    seg = stage1_outputs.load_segmentation(ctx.stage_dir("segment"))
+    poses, joints = stage1_outputs.load_stage1(ctx.stage_dir("stage1"))
+    report = metrics.articulation_report(poses, joints, seg.part_masks, b.gt)
+    write_json(out / "metrics.json", report)
+    if ctx.config.output.plots:
+        gt_parts = [e.get("gt_part", -1) for e in report["parts"]]
+        gt_values = [b.gt.joint_values[:, g] if b.gt is not None and g >= 0 else None for g in gt_parts]
+        gt_types = [b.gt.joint_types[g] if b.gt is not None and g >= 0 else None for g in gt_parts]
+        stage1_outputs.write_joint_plot(out / "joint_values.png", b.fps, joints, gt_values, gt_types)
+    if "revolute_rotation_error_deg" in report:
+        r = report["revolute_rotation_error_deg"]
+        log.info("evaluate: revolute rotation error mean %.2f deg, max %.2f deg", r["mean"], r["max"])
+    if "prismatic_translation_error_m" in report:
+        log.info("evaluate: prismatic translation error mean %.4f m", report["prismatic_translation_error_m"]["mean"])
+
+
 # Stages in run order, and which scene sources run them.
 STAGES: dict[str, tuple[Callable[[RunContext, Path], None], tuple[str, ...]]] = {
     "generate": (_generate, ("synthetic",)),
+    "preprocess": (_preprocess, ("video", "synthetic")),
+    "segment": (_segment, ("synthetic", "bundle", "video")),
+    "stage1": (_stage1, ("synthetic", "bundle", "video")),
+    "evaluate": (_evaluate, ("synthetic", "bundle", "video")),
 }
 
 

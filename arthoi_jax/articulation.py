@@ -1,0 +1,123 @@
+"""Joints from rigid part motion: 1-DOF joint transforms (JAX) and closed-form joint fitting (numpy).
+
+A part's motion is a sequence of poses T(t) [T, 4, 4] mapping its frame-0 points to frame t (T(0) = I), in the
+world (= camera-0) frame. A revolute joint is a unit axis a, a pivot p on it and an angle per frame:
+T(theta) = [R(a, theta), p - R p]. A prismatic joint is a unit direction a and a displacement per frame:
+T(d) = [I, d a]. Angles in radians, lengths in metres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+REVOLUTE, PRISMATIC = 0, 1
+JOINT_NAMES = ("revolute", "prismatic")
+# Below this much rotation over the whole sequence a part cannot define a rotation axis: `auto` picks prismatic.
+MIN_REVOLUTE_DEG = 2.0
+
+
+def joint_transform(joint_type: jnp.ndarray, axis: jnp.ndarray, pivot: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
+    """The 4x4 pose of a 1-DOF joint. joint_type: [] int (REVOLUTE | PRISMATIC); axis: [3] unit; pivot: [3] metres;
+    value: [] radians or metres -> [4, 4]. Differentiable in axis, pivot and value (also at value 0)."""
+    a = axis / jnp.linalg.norm(axis)
+    k = jnp.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+    R_rev = jnp.eye(3) + jnp.sin(value) * k + (1.0 - jnp.cos(value)) * (k @ k)  # Rodrigues: smooth everywhere
+    is_rev = joint_type == REVOLUTE
+    R = jnp.where(is_rev, R_rev, jnp.eye(3))
+    t = jnp.where(is_rev, pivot - R_rev @ pivot, value * a)
+    return jnp.eye(4).at[:3, :3].set(R).at[:3, 3].set(t)
+
+
+@dataclasses.dataclass(frozen=True)
+class JointFit:
+    """A joint fitted to one part's motion."""
+
+    joint_type: str  # "revolute" | "prismatic"
+    axis: np.ndarray  # [3] unit
+    pivot: np.ndarray  # [3] metres (revolute: point of the axis nearest the part's points; prismatic: zeros)
+    values: np.ndarray  # [T] radians | metres, values[0] ~ 0
+    residual_m: float  # RMS over frames and part points of |T_joint(t) x - T(t) x|, metres
+
+    def poses(self) -> np.ndarray:
+        """[T, 4, 4] the joint's poses at the fitted values."""
+        jt = REVOLUTE if self.joint_type == "revolute" else PRISMATIC
+        return np.stack([_joint_np(jt, self.axis, self.pivot, v) for v in self.values])
+
+    def to_json(self) -> dict:
+        return {"type": self.joint_type, "axis": self.axis.tolist(), "pivot": self.pivot.tolist(),
+                "values": self.values.tolist(), "residual_m": self.residual_m}
+
+
+def _joint_np(jt: int, axis, pivot, value) -> np.ndarray:
+    T = np.eye(4)
+    if jt == REVOLUTE:
+        R = Rotation.from_rotvec(np.asarray(axis) * value).as_matrix()
+        T[:3, :3], T[:3, 3] = R, pivot - R @ pivot
+    else:
+        T[:3, 3] = value * np.asarray(axis)
+    return T
+
+
+def _residual(fit_poses: np.ndarray, poses: np.ndarray, points: np.ndarray) -> float:
+    a = np.einsum("tij,nj->tni", fit_poses[:, :3, :3], points) + fit_poses[:, None, :3, 3]
+    b = np.einsum("tij,nj->tni", poses[:, :3, :3], points) + poses[:, None, :3, 3]
+    return float(np.sqrt(np.mean(np.sum((a - b) ** 2, -1))))
+
+
+def fit_revolute(poses: np.ndarray, points: np.ndarray) -> JointFit:
+    """Fits a revolute joint. poses: [T, 4, 4] part poses (frame 0 -> t); points: [N, 3] the part's frame-0 points
+    (metres; they define the residual and which point of the axis is reported as pivot).
+
+    Axis: the angle-weighted mean of the per-frame rotation axes (sign-aligned). Pivot: least squares over frames of
+    (I - R_t) p = t_t restricted to the plane through the points' centroid normal to the axis. Angles: the rotation
+    about the axis of each R_t.
+    """
+    poses = np.asarray(poses, np.float64)
+    rotvecs = Rotation.from_matrix(poses[:, :3, :3]).as_rotvec()
+    k = int(np.argmax(np.linalg.norm(rotvecs, axis=-1)))
+    ref = rotvecs[k] / max(np.linalg.norm(rotvecs[k]), 1e-12)
+    signs = np.where(rotvecs @ ref < 0, -1.0, 1.0)
+    axis = np.sum(rotvecs * signs[:, None], 0)
+    axis = axis / max(np.linalg.norm(axis), 1e-12) if np.linalg.norm(axis) > 1e-12 else np.array([0.0, 1.0, 0.0])
+    centroid = np.mean(points, 0) if len(points) else np.zeros(3)
+    # Rows (I - R_t) p = t_t for all frames, plus a . p = a . centroid to pick one point of the axis line.
+    A = np.concatenate([(np.eye(3)[None] - poses[:, :3, :3]).reshape(-1, 3), axis[None]], 0)
+    b = np.concatenate([poses[:, :3, 3].reshape(-1), [axis @ centroid]])
+    pivot = np.linalg.lstsq(A, b, rcond=None)[0]
+    # Signed angle about the axis: the rotation vector's component along it (exact for rotations about the axis).
+    values = rotvecs @ axis
+    fit = JointFit("revolute", axis, pivot, values, 0.0)
+    return dataclasses.replace(fit, residual_m=_residual(fit.poses(), poses, points))
+
+
+def fit_prismatic(poses: np.ndarray, points: np.ndarray) -> JointFit:
+    """Fits a prismatic joint: direction = principal direction of the translations (sign: the largest displacement
+    is positive), displacement per frame = translation . direction. Shapes as `fit_revolute`."""
+    poses = np.asarray(poses, np.float64)
+    t = poses[:, :3, 3]
+    _, _, vt = np.linalg.svd(t, full_matrices=False)
+    axis = vt[0]
+    d = t @ axis
+    if d[np.argmax(np.abs(d))] < 0:
+        axis, d = -axis, -d
+    fit = JointFit("prismatic", axis, np.zeros(3), d, 0.0)
+    return dataclasses.replace(fit, residual_m=_residual(fit.poses(), poses, points))
+
+
+def fit_joint(poses: np.ndarray, points: np.ndarray, joint_type: str = "auto") -> JointFit:
+    """Fits `joint_type` ("revolute" | "prismatic" | "auto"). auto: prismatic when the part turns less than
+    MIN_REVOLUTE_DEG over the sequence, otherwise whichever fit has the smaller residual."""
+    if joint_type == "revolute":
+        return fit_revolute(poses, points)
+    if joint_type == "prismatic":
+        return fit_prismatic(poses, points)
+    max_deg = np.rad2deg(np.max(np.linalg.norm(Rotation.from_matrix(np.asarray(poses)[:, :3, :3]).as_rotvec(), axis=-1)))
+    pri = fit_prismatic(poses, points)
+    if max_deg < MIN_REVOLUTE_DEG:
+        return pri
+    rev = fit_revolute(poses, points)
+    return rev if rev.residual_m <= pri.residual_m else pri

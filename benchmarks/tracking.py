@@ -1,0 +1,72 @@
+"""Weight-free trackers against the synthetic scenes' ground-truth tracks.
+
+For every scene and tracker, the GT tracks' frame-0 positions are the queries; reported:
+  epe_median / epe_p90  endpoint error (px) over (frame >= 1, point) pairs visible in both GT and prediction
+  vis_acc               fraction of (frame >= 1, point) pairs whose predicted visibility equals GT's
+  kept                  fraction of GT-visible pairs the tracker still calls visible
+  seconds               tracking time (ratios between trackers are what carry over to other machines)
+
+  python benchmarks/tracking.py [--objects door drawer ...] [--out results/tracking.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from arthoi_jax.config import SyntheticConfig
+from arthoi_jax.io.outputs import write_json
+from arthoi_jax.preprocess.lk_tracker import track_points, track_points_dense
+from arthoi_jax.synthetic.scene import generate_scene
+
+TRACKERS = {"lk": track_points, "dense": track_points_dense}
+SCENES = [(o, "textured") for o in ("door", "drawer", "fridge", "lid", "cabinet2")] + [("door", "low")]
+
+
+def score(tracks, vis, gt_tracks, gt_vis) -> dict:
+    """Metrics over frames 1..T-1 (frame 0 is the query itself)."""
+    tracks, vis, gt_tracks, gt_vis = tracks[1:], vis[1:], gt_tracks[1:], gt_vis[1:]
+    both = vis & gt_vis
+    epe = np.linalg.norm(tracks - gt_tracks, axis=-1)[both]
+    return {
+        "epe_median": float(np.median(epe)) if epe.size else float("nan"),
+        "epe_p90": float(np.percentile(epe, 90)) if epe.size else float("nan"),
+        "vis_acc": float((vis == gt_vis).mean()),
+        "kept": float(both.sum() / max(gt_vis.sum(), 1)),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", nargs="*", default=None, help="object types (default: all five + low-texture door)")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    scenes = [s for s in SCENES if args.objects is None or s[0] in args.objects]
+    rows = []
+    for obj, texture in scenes:
+        b = generate_scene(SyntheticConfig(object=obj, texture=texture, num_frames=args.frames))
+        for name, fn in TRACKERS.items():
+            t0 = time.perf_counter()
+            tracks, vis = fn(b.frames, b.gt.tracks[0])
+            row = {"scene": f"{obj}/{texture}", "tracker": name, "points": int(b.gt.tracks.shape[1]),
+                   **score(tracks, vis, b.gt.tracks, b.gt.visibility), "seconds": time.perf_counter() - t0}
+            rows.append(row)
+            print(f"{row['scene']:<16} {name:<6} EPE median {row['epe_median']:6.3f} px  p90 {row['epe_p90']:6.2f} px"
+                  f"  vis acc {row['vis_acc']:.3f}  kept {row['kept']:.3f}  {row['seconds']:5.1f} s", flush=True)
+    print("\nmedian over textured scenes:")
+    for name in TRACKERS:
+        sel = [r for r in rows if r["tracker"] == name and r["scene"].endswith("/textured")]
+        if sel:
+            print(f"  {name:<6} EPE {np.median([r['epe_median'] for r in sel]):.3f} px, "
+                  f"vis acc {np.median([r['vis_acc'] for r in sel]):.3f}")
+    if args.out:
+        write_json(Path(args.out), rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

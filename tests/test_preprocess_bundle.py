@@ -1,0 +1,132 @@
+"""Video -> scene bundle: the pure assembly, masks carried through the video, depth and hands, and the
+`preprocess` stage of run.py on a small generated video."""
+
+import cv2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from arthoi_jax import pipeline
+from arthoi_jax.config import PreprocessConfig
+from arthoi_jax.errors import ConfigError
+from arthoi_jax.io.bundle import load_bundle
+from arthoi_jax.preprocess.depth import scale_relative
+from arthoi_jax.preprocess.hands import HAND_JOINT_INDEX, project_hand_joints, rescale_hand_keypoints
+from arthoi_jax.preprocess.masks import carry_mask_with_flow, masks_with_sam
+from arthoi_jax.preprocess.sam import SamAdapter, tiny_sam
+from arthoi_jax.preprocess.video_to_bundle import SideInputs, intrinsics, resolve, video_to_bundle
+
+
+def moving_square(T=6, H=48, W=64, step=2):
+    """A textured square sliding right by `step` px per frame over a textured background; its true masks."""
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), (0, 0), 1.0)
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8), (0, 0), 1.0)
+    frames, masks = np.repeat(bg[None], T, 0), np.zeros((T, H, W), bool)
+    for t in range(T):
+        frames[t, 14:34, 10 + step * t:30 + step * t] = tex
+        masks[t, 14:34, 10 + step * t:30 + step * t] = True
+    return frames, masks
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_flow_carries_mask_with_the_object():
+    frames, masks = moving_square()
+    carried = carry_mask_with_flow(frames, masks[0])
+    assert carried.shape == masks.shape and carried.dtype == bool
+    assert min(iou(carried[t], masks[t]) for t in range(len(masks))) > 0.85
+
+
+def test_sam_carry_prompts_with_tracked_points(monkeypatch):
+    """Positive prompts are tracks that started inside the frame-0 mask, negatives the others."""
+    frames, masks = moving_square(T=3)
+    sam = SamAdapter(tiny_sam(), device="cpu")
+    prompts = []
+    monkeypatch.setattr(sam, "predict", lambda img, pos, neg, box: prompts.append((pos, neg)) or masks[1])
+    tracks = np.array([[[15.5, 20.5], [50.5, 40.5]], [[17.5, 20.5], [50.5, 40.5]], [[19.5, 20.5], [50.5, 40.5]]])
+    vis = np.array([[True, True], [True, True], [False, True]])
+    out = masks_with_sam(frames, sam, masks[0], tracks, vis, np.array([True, False]))
+    assert len(prompts) == 1  # frame 2 has no visible positive track: left empty, not guessed
+    np.testing.assert_array_equal(prompts[0][0], [[17.5, 20.5]])
+    np.testing.assert_array_equal(prompts[0][1], [[50.5, 40.5]])
+    assert out[1].sum() == masks[1].sum() and not out[2].any()
+
+
+def test_video_to_bundle_from_mask_file_and_depth():
+    frames, masks = moving_square()
+    cfg = PreprocessConfig(object_mask_path="m.png", depth_path="d.npy", grid_step_px=4, prompt="a box slides")
+    depth = np.full((24, 32), 1.5, np.float32)  # half resolution: resized to the frames
+    b = video_to_bundle(frames, 12.0, (96, 128), cfg, SideInputs(object_masks=masks[:1], depth=depth),
+                        methods=resolve(cfg, "video"))
+    assert b.tracks.shape[0] == 6 and b.tracks.shape[1] == 20  # 4 px grid inside the eroded 20x20 square
+    assert b.visibility[-1].mean() > 0.9
+    t = np.arange(6)[:, None]
+    np.testing.assert_allclose(np.median(b.tracks[:, :, 0] - b.tracks[0, :, 0], axis=1), 2.0 * t[:, 0], atol=0.2)
+    assert min(iou(b.object_masks[i], masks[i]) for i in range(6)) > 0.85
+    assert b.depth.shape == (48, 64) and np.all(b.depth == 1.5)
+    assert b.fps == 12.0 and b.prompt == "a box slides" and not b.human_masks.any()
+
+
+def test_intrinsics_rescaled_from_source_pixels():
+    cfg = PreprocessConfig(intrinsics=(800.0, 820.0, 512.0, 300.0))
+    K = intrinsics(cfg, (600, 1024), (300, 256))
+    np.testing.assert_allclose(K, [[200.0, 0, 128.0], [0, 410.0, 150.0], [0, 0, 1]])
+    K = intrinsics(PreprocessConfig(fov_deg=90.0), (10, 10), (48, 64))
+    np.testing.assert_allclose(K, [[32.0, 0, 32.0], [0, 32.0, 24.0], [0, 0, 1]])
+
+
+def test_resolve_auto_choices_and_missing_keys():
+    assert resolve(PreprocessConfig(), "synthetic") == {"masks": "gt", "tracker": "gt", "depth": "gt"}
+    assert resolve(PreprocessConfig(object_mask_path="m", depth_path="d"), "video") == {
+        "masks": "files", "tracker": "dense", "depth": "file"}
+    assert resolve(PreprocessConfig(object_mask_path="m", cotracker_checkpoint="c"), "video")["tracker"] == "cotracker"
+    with pytest.raises(ConfigError, match="preprocess.sam_checkpoint: required"):
+        resolve(PreprocessConfig(), "video")
+    with pytest.raises(ConfigError, match="preprocess.tracker: 'gt' needs a synthetic scene"):
+        resolve(PreprocessConfig(object_mask_path="m", tracker="gt"), "video")
+
+
+def test_relative_depth_scaled_to_median():
+    inv = np.array([[1.0, 2.0], [4.0, 0.0]])
+    d = scale_relative(inv, np.array([[True, True], [False, False]]), median_m=3.0)
+    np.testing.assert_allclose(d, [[4.0, 2.0], [1.0, 0.0]])  # depth 1, 0.5, 0.25 scaled by 3 / 0.75
+
+
+def test_hand_keypoints_projected_and_rescaled():
+    K = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+    joints = np.zeros((2, 127, 3))
+    joints[..., 2] = 2.0
+    joints[0, HAND_JOINT_INDEX[0, 0]] = [0.2, -0.1, 2.0]  # left wrist of frame 0
+    joints[1, HAND_JOINT_INDEX[1, 4]] = [0.0, 0.0, -1.0]  # right thumb tip behind the camera
+    kp, conf = project_hand_joints(joints, K, (48, 64))
+    assert kp.shape == (2, 2, 21, 2) and conf.shape == (2, 2, 21)
+    np.testing.assert_allclose(kp[0, 0, 0], [42.0, 19.0])
+    assert conf[1, 1, 4] == 0 and conf[0, 0, 0] == 1
+    src = np.tile(np.array([100.0, 50.0]), (4, 2, 21, 1))
+    out, c = rescale_hand_keypoints(src, np.ones((4, 2, 21)), (200, 400), (48, 64), num_frames=2, frame_step=2)
+    assert out.shape == (2, 2, 21, 2)
+    np.testing.assert_allclose(out[0, 0, 0], [16.0, 12.0])
+
+
+@pytest.fixture()
+def example_video(tmp_path):
+    frames, masks = moving_square(T=5)
+    iio.imwrite(tmp_path / "v.mp4", frames, fps=10, codec="libx264", macro_block_size=1, ffmpeg_log_level="error")
+    cv2.imwrite(str(tmp_path / "mask0.png"), masks[0].astype(np.uint8) * 255)
+    np.save(tmp_path / "depth0.npy", np.full((48, 64), 2.0, np.float32))
+    return tmp_path
+
+
+def test_run_preprocess_stage_writes_valid_bundle(example_video):
+    d = example_video
+    (d / "cfg.yaml").write_text(
+        f"scene: {{name: t, source: video, video: {d / 'v.mp4'}}}\n"
+        f"preprocess: {{object_mask_path: {d / 'mask0.png'}, depth_path: {d / 'depth0.npy'}, grid_step_px: 4}}\n")
+    run_dir = pipeline.run(d / "cfg.yaml", stage="preprocess", out=d / "out")
+    b = load_bundle(run_dir / "preprocess" / "bundle")
+    assert b.frames.shape == (5, 48, 64, 3) and b.fps == pytest.approx(10.0)
+    assert b.tracks.shape[1] > 0 and b.visibility[-1].mean() > 0.8
+    assert (run_dir / "preprocess" / "preview.png").is_file() and (run_dir / "preprocess" / "preview.mp4").is_file()
