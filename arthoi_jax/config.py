@@ -57,8 +57,9 @@ class SyntheticConfig:
     max_angle_deg: float = bounded(60.0, 0.0, 180.0)
     max_translation_m: float = bounded(0.3, 0.0, 2.0)
     human: bool = False
-    # Camera placement around the object: distance from and height above the floor of the camera, and its yaw
-    # from the wall normal (positive: camera to the right of the object). None: the object type's 3/4 view.
+    # Camera placement: horizontal distance from the point it looks at on the object, height above the floor,
+    # and yaw about the vertical from the wall normal (positive: seen from the room's +x side, which appears on
+    # the image's left). None: the object type's own 3/4 view (arthoi_jax/synthetic/objects.py).
     camera_distance_m: Optional[float] = bounded(None, 0.0, 50.0, lo_open=True)
     camera_height_m: Optional[float] = bounded(None, 0.0, 10.0)
     camera_yaw_deg: Optional[float] = bounded(None, -85.0, 85.0)
@@ -150,6 +151,44 @@ class Stage2Config:
     beta_h: float = bounded(1.0, 0.0)
     eta: float = bounded(1.0, 0.0)
     grad_clip: float = bounded(1.0, 0.0, None, lo_open=True)
+    # Penetration: human vertices behind the object surface (signed distance along the surface normal).
+    lambda_pen: float = bounded(1e4, 0.0)
+    # decoupled: object poses fixed from Stage I (the paper); joint: object part poses optimized with the human.
+    mode: Literal["decoupled", "joint"] = "decoupled"
+    # Contact keypoints (Fig. 3c): a 2D hand keypoint is lifted when its confidence >= contact_conf and the
+    # Stage I object render covers its pixel with alpha >= contact_alpha. Without bundle contact labels, a hand
+    # is in contact when a confident keypoint lies within contact_radius_px of the moving-part mask.
+    contact_conf: float = bounded(0.5, 0.0, 1.0)
+    contact_alpha: float = bounded(0.5, 0.0, 1.0)
+    contact_radius_px: float = bounded(4.0, 0.0)
+    # Reconstruction loss L_r^h: rendered this much smaller, on `render_frames` random frames per step (0: all).
+    render_downsample: int = bounded(4, 1, 64)
+    render_frames: int = bounded(4, 0)
+    human_gaussians: int = bounded(3000, 16)
+    # Object surface points used by the contact and penetration terms; body vertices tested for penetration.
+    surface_points: int = bounded(1024, 16)
+    body_points: int = bounded(512, 16)
+    penetration_radius_m: float = bounded(0.1, 0.0, None, lo_open=True)
+    steps_per_chunk: int = bounded(50, 1)
+    # Ablation switches (Table 5).
+    use_render_loss: bool = True
+    use_prior_loss: bool = True
+    use_foot_loss: bool = True
+    use_smoothness_loss: bool = True
+    use_kinematic_loss: bool = True
+    use_contact_loss: bool = True
+    use_penetration_loss: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class HmrSimConfig:
+    """Simulated HMR initialization of synthetic HOI scenes: the errors a monocular method makes."""
+
+    seed: int = bounded(0, 0)
+    rotation_noise_deg: float = bounded(8.0, 0.0, 90.0)  # per body joint, constant over the clip
+    depth_scale_error: float = bounded(0.08, -0.5, 0.5)  # whole body moved along the camera ray by this fraction
+    jitter_deg: float = bounded(2.0, 0.0, 45.0)  # per joint and frame, i.i.d.
+    jitter_m: float = bounded(0.01, 0.0, 1.0)  # per frame translation, i.i.d.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +271,7 @@ class Config:
     segmentation: SegmentationConfig = SegmentationConfig()
     stage1: Stage1Config = Stage1Config()
     stage2: Stage2Config = Stage2Config()
+    hmr_sim: HmrSimConfig = HmrSimConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     body: BodyConfig = BodyConfig()
     output: OutputConfig = OutputConfig()

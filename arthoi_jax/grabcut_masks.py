@@ -1,7 +1,7 @@
 """Weight-free masks from point prompts (the default for Eq. 2 when no SAM checkpoint is configured).
 
 `tracks`: inside the object mask, each pixel takes the label of its nearest prompt (a Voronoi partition of the
-object by the dynamic and static track points). `grabcut`: that partition seeds OpenCV GrabCut as probable
+object by the dynamic and static track points), up to a few prompt spacings away. `grabcut`: that partition seeds OpenCV GrabCut as probable
 foreground/background, with small disks around the prompts as sure labels, and GrabCut's colour models move the
 boundary onto image edges. Both keep only the connected pieces that hold a positive prompt.
 """
@@ -13,6 +13,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 SEED_RADIUS_PX = 2
+REACH, MIN_REACH_PX = 2.5, 3.0
 GRABCUT_ITERS = 3
 
 
@@ -24,17 +25,19 @@ def _pixel_index(xy: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray
 
 
 def voronoi_mask(object_mask: np.ndarray, positive_xy: np.ndarray, negative_xy: np.ndarray) -> np.ndarray:
-    """[H, W] bool: object pixels whose nearest prompt is positive. xy: [K, 2] pixels (centres at +0.5)."""
+    """[H, W] bool: object pixels whose nearest prompt is positive and lies within `REACH` prompt spacings
+    (the median nearest-neighbour distance of the prompts): a region no track reaches, e.g. one a moving part
+    uncovered after frame 0, is not claimed. xy: [K, 2] pixels (centres at +0.5)."""
     H, W = object_mask.shape
     if len(positive_xy) == 0:
         return np.zeros((H, W), bool)
-    if len(negative_xy) == 0:
-        return object_mask.copy()
     prompts = np.concatenate([positive_xy, negative_xy]).astype(np.float64)
+    tree = cKDTree(prompts)
+    spacing = np.median(tree.query(prompts, k=2)[0][:, 1]) if len(prompts) > 1 else 0.0
     rows, cols = np.nonzero(object_mask)
-    _, nearest = cKDTree(prompts).query(np.stack([cols + 0.5, rows + 0.5], -1))
+    dist, nearest = tree.query(np.stack([cols + 0.5, rows + 0.5], -1))
     out = np.zeros((H, W), bool)
-    out[rows, cols] = nearest < len(positive_xy)
+    out[rows, cols] = (nearest < len(positive_xy)) & (dist <= max(REACH * spacing, MIN_REACH_PX))
     return out
 
 
@@ -54,7 +57,7 @@ def prompt_mask(image: np.ndarray, object_mask: np.ndarray, positive_xy: np.ndar
     positive_xy = np.asarray(positive_xy, np.float64).reshape(-1, 2)
     negative_xy = np.asarray(negative_xy, np.float64).reshape(-1, 2)
     prior = voronoi_mask(object_mask, positive_xy, negative_xy)
-    if method == "tracks" or len(positive_xy) == 0 or len(negative_xy) == 0:
+    if method == "tracks" or len(positive_xy) == 0:
         return _keep_prompted(prior, positive_xy) if len(positive_xy) else prior
     H, W = object_mask.shape
     gc = np.full((H, W), cv2.GC_BGD, np.uint8)

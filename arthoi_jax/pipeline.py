@@ -74,9 +74,11 @@ def _preprocess(ctx: RunContext, out: Path) -> None:
         depth_model = adapters.make_depth_model(cfg, methods)
         v = read_video(ctx.config.scene.video, width=cfg.width, height=cfg.height, max_frames=cfg.max_frames,
                        frame_step=cfg.frame_step, fps=cfg.fps)
-        side = read_side_inputs(cfg, methods, len(v.frames), v.frames.shape[1:3])
+        side = read_side_inputs(cfg, methods, len(v.frames), v.frames.shape[1:3], ctx.config.body.num_expression)
+        hmr_hands = side.smplx_init is not None and side.hand_keypoints is None
         b = video_to_bundle(v.frames, v.fps, v.source_size, cfg, side, methods=methods, sam=sam,
-                            tracker=tracker, depth_model=depth_model)
+                            tracker=tracker, depth_model=depth_model,
+                            joints_fn=adapters.make_joints_fn(ctx.config.body) if hmr_hands else None)
     bundle_io.save_bundle(b, out / "bundle")
     shown = overlay(b)
     media.write_video(out / "preview.mp4", shown, b.fps)

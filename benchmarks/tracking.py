@@ -12,10 +12,13 @@ For every scene and tracker, the GT tracks' frame-0 positions are the queries; r
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from arthoi_jax.config import SyntheticConfig
 from arthoi_jax.io.outputs import write_json
@@ -41,7 +44,8 @@ def score(tracks, vis, gt_tracks, gt_vis) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", nargs="*", default=None, help="object types (default: all five + low-texture door)")
+    parser.add_argument("--objects", nargs="*", default=None,
+                        help="object types (default: all five, and the low-texture door)")
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)

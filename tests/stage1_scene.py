@@ -32,7 +32,7 @@ def _hit_plane(o, d, z, rect):
 
 
 def make_scene(kind: str = "door", width: int = 64, height: int = 48, num_frames: int = 6, max_value=None,
-               yaw_deg: float = -10.0, texture: bool = True) -> SceneBundle:
+               yaw_deg: float = 15.0, texture: bool = True) -> SceneBundle:
     """kind: "door" (revolute about the front's left edge) | "drawer" (prismatic, out of the body)."""
     max_value = (np.deg2rad(50.0) if kind == "door" else 0.25) if max_value is None else max_value
     f = 0.5 * width / np.tan(np.deg2rad(30))

@@ -64,7 +64,7 @@ def test_projected_points_rotation_error_below_half_degree(name, deg, axis, step
     poses = trajectory(8, deg, axis, step)
     tracks, vis, depth = projected_tracks(poses, K_SMALL, 320, 240)
     cm = estimate_camera_motion(tracks, vis, K_SMALL, depth)
-    assert cm.method[0] == "reference" and set(cm.method[1:]) == {"essential"}
+    assert cm.method[0] == "reference" and "essential" in cm.method  # there is parallax: E is tried (and wins)
     np.testing.assert_allclose(cm.T_cam_world[0], np.eye(4))
     assert rotation_errors_deg(cm.T_cam_world, poses).max() <= 0.5
     # metric translation from the frame-0 depth: within 2 cm over a path of up to 0.35 m

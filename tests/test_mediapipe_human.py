@@ -147,13 +147,21 @@ def test_foot_contact_threshold_scales_with_body_height():
 
 def test_foot_contact_compensates_camera_motion():
     """Feet that stand still in the world but slide in the image with a camera pan are contacts when the
-    background homographies are given, and not without them."""
+    background tracks are given, and not without them; the local background motion near each foot counts."""
     lm, conf, found, fps = _walk()
     T = len(lm)
-    Hs = np.tile(np.eye(3), (T, 1, 1))
-    Hs[:, 0, 2] = 12.0 * np.arange(T)  # the whole image shifts 12 px/frame
-    panned = lm + Hs[:, None, :2, 2]
+    shift = 12.0 * np.arange(T)  # the camera pans: the image content moves 12 px/frame
+    panned = lm.copy()
+    panned[..., 0] += shift[:, None]
+    grid = np.stack(np.meshgrid(np.arange(0, 400, 20.0), np.arange(250, 350, 20.0)), -1).reshape(-1, 2)
+    tracks = np.repeat(grid[None], T, 0)
+    tracks[..., 0] += shift[:, None]
+    far = tracks.copy()
+    far[..., 1] -= 200  # far background (above the feet) moving differently must not matter
+    far[..., 0] += 5.0 * np.arange(T)[:, None]
+    bg = np.concatenate([tracks, far], axis=1)
+    vis = np.ones(bg.shape[:2], bool)
     c_raw = foot_contact_from_landmarks(panned, conf, found, fps)
-    c_comp = foot_contact_from_landmarks(panned, conf, found, fps, background_motion=Hs)
+    c_comp = foot_contact_from_landmarks(panned, conf, found, fps, background_tracks=bg, background_visibility=vis)
     assert not c_raw[:, 2:].any()
     np.testing.assert_array_equal(c_comp, foot_contact_from_landmarks(lm, conf, found, fps))

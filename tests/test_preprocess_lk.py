@@ -2,7 +2,6 @@
 
 import cv2
 import numpy as np
-import pytest
 
 from arthoi_jax.preprocess.lk_tracker import dense_flow, grid_queries, track_points
 
@@ -39,8 +38,9 @@ def test_matches_opencv_with_half_pixel_shift():
     q = np.array([[20.5, 20.5], [31.25, 18.0], [40.5, 30.75]], np.float32)
     tracks, _ = track_points(frames, q, window_px=21, levels=3)
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 0.003)
     ref, _, _ = cv2.calcOpticalFlowPyrLK(grey[0], grey[1], (q - 0.5).reshape(-1, 1, 2), None, winSize=(21, 21),
-                                         maxLevel=3, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 0.003))
+                                         maxLevel=3, criteria=criteria)
     np.testing.assert_allclose(tracks[1], ref.reshape(-1, 2) + 0.5, atol=1e-5)
 
 

@@ -5,6 +5,7 @@ Scenes are small (96x72, 8 frames) so the whole file runs in well under a minute
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +14,36 @@ from scipy.spatial.transform import Rotation
 from arthoi_jax import pipeline
 from arthoi_jax.config import SyntheticConfig
 from arthoi_jax.errors import InputError
-from arthoi_jax.io.bundle import (HUMAN_ID, MOVING_PART_ID0, STATIC_PART_ID, SceneBundle, load_bundle, save_bundle,
-                                  validate_bundle)
+from arthoi_jax.io.bundle import (
+    HUMAN_ID,
+    MOVING_PART_ID0,
+    STATIC_PART_ID,
+    SceneBundle,
+    load_bundle,
+    save_bundle,
+    validate_bundle,
+)
 from arthoi_jax.synthetic.mesh import box, rect
 from arthoi_jax.synthetic.raster import nearest_depth, rasterize
-from arthoi_jax.synthetic.scene import MeshPart, build_scene, generate_scene, render_bundle
-from arthoi_jax.synthetic.textures import Material
+from arthoi_jax.synthetic.scene import (
+    MeshPart,
+    build_scene,
+    generate_scene,
+    render_bundle,
+)
+from arthoi_jax.synthetic.textures import (
+    Material,
+    fbm,
+    hash01,
+    shade_material,
+    value_noise,
+)
 
 OBJECTS = ("door", "drawer", "fridge", "lid", "cabinet2")
-SMALL = dict(width=96, height=72, num_frames=8)
+SMALL = {"width": 96, "height": 72, "num_frames": 8}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bundle(obj: str, seed: int = 0, texture: str = "textured") -> SceneBundle:
     return generate_scene(SyntheticConfig(object=obj, seed=seed, texture=texture, **SMALL))
 
@@ -137,10 +156,38 @@ def test_every_object_generates_and_validates(obj):
     assert b.prompt.startswith("a person opens") or b.prompt == "a person pulls the drawer open"
 
 
+def test_layered_rendering_equals_one_pass_over_all_parts():
+    """The generator renders still parts once and moving ones per frame on top: same ids and depth as one pass."""
+    b, scene = _bundle("cabinet2"), build_scene(SyntheticConfig(object="cabinet2", **SMALL))
+    offsets = np.cumsum([0] + [len(p.rest_vertices) for p in scene.parts])
+    faces = np.concatenate([p.faces + o for p, o in zip(scene.parts, offsets)])
+    face_id = np.concatenate([np.full(len(p.faces), p.part_id) for p in scene.parts])
+    for t in (0, b.num_frames - 1):
+        verts = np.concatenate([p.vertices[t] for p in scene.parts])
+        frags = rasterize(verts, faces, b.K, *b.image_size, near=0.05)
+        assert np.array_equal(face_id[frags.face], b.gt.part_ids[t])
+        assert np.array_equal(frags.depth.astype(np.float32), b.gt.depth[t])
+
+
+@pytest.mark.parametrize("obj", OBJECTS)
+def test_object_parts_are_boxes_and_each_moving_part_ends_with_its_handle_bar(obj):
+    """What synthetic.hoi builds on: 8-vertex boxes, and the bar (last box) standing out furthest along +y."""
+    scene = build_scene(SyntheticConfig(object=obj, **SMALL))
+    for part in scene.parts[1:]:
+        V = len(part.rest_vertices)
+        assert V % 8 == 0 and len(part.faces) == 12 * V // 8, part.name
+        corners = part.rest_vertices.reshape(-1, 8, 3)
+        assert np.all(np.ptp(corners, axis=1) > 0), part.name  # every box has volume
+        if part.part_id >= MOVING_PART_ID0:
+            bar = corners[-1]
+            assert bar[:, 1].max() == part.rest_vertices[:, 1].max(), part.name
+            assert 0.1 <= np.ptp(bar, axis=0).max() <= 0.5, part.name  # a bar 10-50 cm long
+
+
 @pytest.mark.parametrize("obj", OBJECTS)
 def test_moving_part_mask_matches_its_gt_pose(obj):
     """Each moving part's frame-0 mesh, moved by its GT pose and ray cast on its own, covers its rendered mask
-    (IoU >= 0.95 on every frame, once what the render shows in front of it is removed)."""
+    (IoU >= 0.99 on every frame, once what the render shows in front of it is removed)."""
     b, scene = _bundle(obj), build_scene(SyntheticConfig(object=obj, **SMALL))
     g, K, (H, W) = b.gt, b.K, b.image_size
     for p in range(len(g.joint_types)):
@@ -153,7 +200,7 @@ def test_moving_part_mask_matches_its_gt_pose(obj):
             unoccluded = silhouette & (alone <= g.depth[t] * (1 + 1e-6))
             assert (rendered & ~silhouette).sum() <= 2, (p, t)
             iou = (rendered & unoccluded).sum() / (rendered | unoccluded).sum()
-            assert iou >= 0.95, (p, t, iou)
+            assert iou >= 0.99, (p, t, iou)  # the issue asks 0.95; both fills sample pixel centres exactly
 
 
 @pytest.mark.parametrize("obj", OBJECTS)
@@ -182,7 +229,6 @@ def test_gt_tracks_follow_their_part(obj):
         np.testing.assert_allclose(g.tracks[t], xy, atol=2e-3)  # float32 depth and tracks
         depth[t] = X[:, 2]
     # Visible tracks fall on the part they were sampled from.
-    T, M = g.visibility.shape
     t_idx, m_idx = np.nonzero(g.visibility)
     col = np.floor(g.tracks[t_idx, m_idx, 0]).astype(int)
     row = np.floor(g.tracks[t_idx, m_idx, 1]).astype(int)
@@ -266,9 +312,41 @@ def test_a_human_part_renders_with_its_id_and_hides_the_object():
 
 
 def test_generate_stage_writes_bundle_and_previews(tmp_path):
-    run_dir = pipeline.run("configs/synthetic/drawer.yaml", stage="generate", out=tmp_path / "run",
+    config = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "drawer.yaml"
+    run_dir = pipeline.run(config, stage="generate", out=tmp_path / "run",
                            overrides=["synthetic.width=64", "synthetic.height=48", "synthetic.num_frames=3"])
     out = run_dir / "generate"
     b = load_bundle(out / "bundle")
     assert b.frames.shape == (3, 48, 64, 3) and b.gt.joint_types == ("prismatic",)
     assert (out / "preview.mp4").stat().st_size > 1000 and (out / "preview.png").stat().st_size > 1000
+
+
+# --- Textures --------------------------------------------------------------------------------------------------
+
+
+def test_value_noise_interpolates_its_lattice_and_is_seeded():
+    rng = np.random.default_rng(0)
+    ijk = rng.integers(-50, 50, (200, 3))
+    np.testing.assert_array_equal(value_noise(ijk.astype(float), 5), hash01(ijk, 5))
+    p = rng.uniform(-10, 10, (2000, 3))
+    v = value_noise(p, 5)
+    assert v.min() >= 0 and v.max() < 1 and v.std() > 0.15
+    # Smooth: a step of 1e-4 lattice cells moves the value by at most ~1.5 * 1e-4 * sqrt(3).
+    assert np.abs(value_noise(p + 1e-4, 5) - v).max() < 3e-4
+    assert np.array_equal(value_noise(p, 5), v) and np.abs(value_noise(p, 6) - v).mean() > 0.1
+
+
+def test_texture_detail_below_two_pixels_fades_out():
+    p = np.random.default_rng(1).uniform(0, 1, (4000, 3))
+    sharp, coarse = fbm(p / 0.05, 3, 5), fbm(p / 0.05, 3, 5, footprint=np.full(len(p), 0.01 / 0.05))
+    # Footprint 1 cm = 0.2 lattice cells of 5 cm: octaves of spacing 1, 1/2 stay, 1/4 is faded by a quarter,
+    # 1/8 and 1/16 (under a pixel) are gone.
+    weights = [1, 0.5, 0.25, 0.125, 0.0625]
+    kept = sum(w * (value_noise(p / 0.05 * 2**o, 3 * 131 + o) - 0.5) * np.clip(2.0**-o / 0.2 - 1, 0, 1)
+               for o, w in enumerate(weights))
+    np.testing.assert_allclose(coarse, 0.5 + kept / sum(weights), atol=1e-12)
+    assert coarse.std() < sharp.std()
+    np.testing.assert_allclose(fbm(p, 3, 5, footprint=10.0), 0.5)  # pixels larger than every feature: flat
+    m = Material("wood", (0.6, 0.4, 0.2), (0.3, 0.2, 0.1), 0.2, seed=9)
+    far = shade_material(m, p, np.full(len(p), 1.0))
+    assert far.std(0).max() < 0.25 * shade_material(m, p).std(0).max()

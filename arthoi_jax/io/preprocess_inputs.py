@@ -69,19 +69,28 @@ def read_hand_keypoints(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(data["keypoints"], np.float64), np.asarray(data["confidence"], np.float64)
 
 
-def read_side_inputs(cfg, methods: dict, num_frames: int, size_hw: tuple[int, int]):
+def read_side_inputs(cfg, methods: dict, num_frames: int, size_hw: tuple[int, int], num_expression: int = 10):
     """Everything `video_to_bundle` needs from disk besides the frames, per the `preprocess` config section
-    `cfg` and the resolved `methods` (see `arthoi_jax.preprocess.video_to_bundle.resolve`)."""
+    `cfg` and the resolved `methods` (see `arthoi_jax.preprocess.video_to_bundle.resolve`); GVHMR's in-camera
+    parameters become `smplx_init` (with `num_expression` zero expression coefficients) and its K `hmr_K`."""
+    from arthoi_jax.io.gvhmr import read_gvhmr
     from arthoi_jax.io.video import read_masks
-    from arthoi_jax.preprocess.video_to_bundle import SideInputs
+    from arthoi_jax.preprocess.video_to_bundle import SideInputs, subsample_smplx
 
     def masks(path):
         return None if path is None else read_masks(path, size_hw, num_frames, cfg.frame_step)
 
     files = methods["masks"] == "files"
+    smplx_init = hmr_K = None
+    if cfg.gvhmr_results:
+        hmr = read_gvhmr(cfg.gvhmr_results, num_expression=num_expression)
+        smplx_init = subsample_smplx(hmr.incam, cfg.frame_step, num_frames, cfg.gvhmr_results)
+        hmr_K = hmr.K[0]
     return SideInputs(
         object_masks=masks(cfg.object_mask_path) if files else None,
         human_masks=masks(cfg.human_mask_path),
         depth=read_depth(cfg.depth_path) if methods["depth"] == "file" else None,
         hand_keypoints=read_hand_keypoints(cfg.hand_keypoints_path) if cfg.hand_keypoints_path else None,
+        smplx_init=smplx_init,
+        hmr_K=hmr_K,
     )

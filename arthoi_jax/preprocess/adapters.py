@@ -34,3 +34,13 @@ def make_depth_model(cfg: PreprocessConfig, methods: dict) -> Optional[object]:
     from arthoi_jax.preprocess.depth import MonocularDepthAdapter
 
     return MonocularDepthAdapter.from_folder(cfg.depth_model, cfg.device)
+
+
+def make_joints_fn(body_cfg):
+    """SMPL-X params -> joints [T, J, 3] with the `smplx` package, from `body.model_path` or, when that is
+    unset, the license-free SMPL-X-format body (generated on first use)."""
+    from arthoi_jax.io.body_model_file import license_free_model_file
+    from arthoi_jax.preprocess.hands import smplx_joints
+
+    path = body_cfg.model_path or license_free_model_file()
+    return lambda params: smplx_joints(params, path)

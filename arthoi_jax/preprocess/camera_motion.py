@@ -5,16 +5,16 @@ Every frame t is estimated directly against frame 0 (no chaining, so no drift), 
      least squares of the pure-rotation reprojection error (scipy).
   2. An essential matrix with RANSAC (`findEssentialMat`) + `recoverPose` gives (R, t/|t|) and the inliers that
      are consistent with some rigid motion.
-  3. Model choice: the pure-rotation model's median residual on those inliers is the parallax that translation
-     causes. Below `parallax_px` the translation cannot be told from noise (rotation-dominant motion, far scenes):
-     the refined homography rotation is used and t is solved by linear least squares with R fixed from the
-     metric frame-0 points. Otherwise the essential-matrix pose is used, with metric scale
-     s = median(d_i / z_i) over inliers: d_i is the frame-0 depth of track i (metres, `point_depth`), z_i its
-     depth triangulated with |t| = 1.
-  4. Both are refined by a two-view bundle adjustment on the chosen model's inliers: pose and per-point log-depth,
-     robust reprojection error in frame t plus a prior tying each point's depth to its measured frame-0 depth
-     (std `depth_rel_sigma` in log-depth). With depth known, this removes most of the rotation/translation
-     ambiguity of a small baseline (a sideways step looks like a pan).
+  3. Candidates: the rotation, with t by linear least squares from the metric frame-0 points given R; and, when
+     the pure-rotation model's median residual on the rigid inliers (the parallax that translation causes) is at
+     least `parallax_px`, the essential-matrix pose with metric scale s = median(d_i / z_i) over inliers (d_i the
+     frame-0 depth of track i, `point_depth`; z_i its depth triangulated with |t| = 1). Below that parallax the
+     translation direction is noise and E is not tried.
+  4. Each candidate is refined by a two-view bundle adjustment on the tracks that fit either model: pose and
+     per-point log-depth, robust reprojection error in frame t plus a prior tying each point's depth to its
+     measured frame-0 depth (std `depth_rel_sigma` in log-depth); the lower final cost wins (`method` says which
+     start won). With depth known, this resolves most of the rotation/translation ambiguity of a small baseline
+     (a sideways step looks like a pan).
 Returned poses are world-to-camera with world = camera of frame 0 (T[0] = I): p_t = R p_0 + t, OpenCV axes.
 
 Coordinates: tracks and K are in our continuous pixel convention. The solvers only see pixel coordinates and K
@@ -38,6 +38,8 @@ from arthoi_jax.errors import InputError
 from arthoi_jax.preprocess.lk_tracker import grid_queries, track_points
 
 METHODS = ("reference", "essential", "rotation")
+# The final refinement uses at most this many tracks per frame (evenly spread): enough to fix 6 DoF, and cheap.
+MAX_REFINE_POINTS = 400
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,61 +166,104 @@ def estimate_camera_motion(tracks: np.ndarray, visibility: np.ndarray, K: np.nda
 
 
 def _frame_pose(x0, xt, depth, K, ransac_px, parallax_px, depth_rel_sigma, min_points, t):
-    H, h_mask = cv2.findHomography(x0, xt, cv2.RANSAC, ransac_px, maxIters=4000, confidence=0.999)
+    H, h_mask = cv2.findHomography(x0, xt, cv2.RANSAC, ransac_px, maxIters=2000, confidence=0.999)
     E, e_mask = cv2.findEssentialMat(x0, xt, K, method=cv2.RANSAC, prob=0.999, threshold=ransac_px)
     if H is None or E is None:
         raise InputError(f"camera motion: frame {t}: no homography or essential matrix fits its {len(x0)} "
                          f"background tracks (degenerate point layout?)")
     h_in = h_mask.ravel().astype(bool)
     R_rot = _refine_rotation(_rotation_from_homography(H, K), x0[h_in], xt[h_in], K, ransac_px)
-    _, R_e, t_e, pose_mask = cv2.recoverPose(E[:3], x0, xt, K, mask=e_mask.copy())
+    rot_residual = np.linalg.norm(_rotate_pixels(R_rot, x0, K) - xt, axis=1)
+    rot_in = rot_residual < ransac_px
+    known = depth > 0
+    use = rot_in & known
+    t_rot = _translation_given_rotation(R_rot, x0[use], xt[use], depth[use], K) if use.sum() >= 3 else np.zeros(3)
+    candidates = [("rotation", R_rot, t_rot)]
+    # OpenCV's default cheirality check drops points beyond 50 baselines, i.e. all of them at small baselines
+    _, R_e, t_e, pose_mask, _ = cv2.recoverPose(E[:3], x0, xt, K, distanceThresh=1e9, mask=e_mask.copy())
     e_in = pose_mask.ravel() > 0
-    residual = np.linalg.norm(_rotate_pixels(R_rot, x0, K) - xt, axis=1)
-    par = float(np.median(residual[e_in])) if e_in.sum() >= min_points else 0.0
-    if par < parallax_px:
-        method, R, use = "rotation", R_rot, residual < ransac_px
-        known = use & (depth > 0)
-        tvec = _translation_given_rotation(R, x0[known], xt[known], depth[known], K) if known.sum() >= 3 else np.zeros(3)
-    else:
-        method, R, use = "essential", R_e, e_in
-        z = _triangulate_depth(R_e, t_e.ravel(), x0[use], xt[use], K)
-        ok = (depth[use] > 0) & (z > 0)
-        if ok.sum() < min_points:
-            raise InputError(f"camera motion: frame {t}: only {int(ok.sum())} rigid background tracks have a known "
-                             f"frame-0 depth (need at least {min_points}) to fix the metric scale of the translation")
-        tvec = float(np.median(depth[use][ok] / z[ok])) * t_e.ravel()
-    R, tvec = _refine_pose(R, tvec, x0[use], xt[use], depth[use], K, ransac_px, depth_rel_sigma)
-    return R, tvec, (K @ R @ np.linalg.inv(K) if method == "rotation" else H), int(use.sum()), par, method
+    par = float(np.median(rot_residual[e_in])) if e_in.sum() >= min_points else 0.0
+    if par >= parallax_px:  # enough parallax for the translation direction to mean something
+        z = _triangulate_depth(R_e, t_e.ravel(), x0[e_in], xt[e_in], K)
+        ok = known[e_in] & (z > 0)
+        if ok.sum() >= min_points:
+            candidates.append(("essential", R_e, float(np.median(depth[e_in][ok] / z[ok])) * t_e.ravel()))
+    inliers = rot_in | e_in
+    if (inliers & known).sum() < min_points:
+        raise InputError(f"camera motion: frame {t}: only {int((inliers & known).sum())} background tracks that "
+                         f"fit a rigid motion have a known frame-0 depth (need at least {min_points})")
+    refine = _spread(np.flatnonzero(inliers), MAX_REFINE_POINTS)
+    fits = [(_refine_pose(R, tv, x0[refine], xt[refine], depth[refine], K, ransac_px, depth_rel_sigma), name)
+            for name, R, tv in candidates]
+    (R, tvec, _), method = min(fits, key=lambda fit: fit[0][2])
+    homography = K @ R @ np.linalg.inv(K) if method == "rotation" else H
+    return R, tvec, homography, int(inliers.sum()), par, method
 
 
-def _refine_pose(R, t, x0, xt, depth, K, scale_px, depth_rel_sigma):
+def _spread(index: np.ndarray, n: int) -> np.ndarray:
+    """At most n entries of index, evenly spread (grid-ordered tracks stay spread over the image)."""
+    return index if len(index) <= n else index[np.linspace(0, len(index) - 1, n).round().astype(int)]
+
+
+def _refine_pose(R, t, x0, xt, depth, K, scale_px, depth_rel_sigma, iterations: int = 50):
     """Two-view bundle adjustment: pose and per-point log-depth, reprojection error in frame t (robust soft-L1 at
     `scale_px`) plus a prior pulling each known log-depth to its measured value with std `depth_rel_sigma`.
-    Points of unknown depth start at the median known depth."""
+    Points of unknown depth start at the median known depth. Returns (R, t, final cost).
+
+    Levenberg-Marquardt with iteratively reweighted least squares for the robust loss; each point's depth couples
+    only to the pose, so the depths are eliminated (Schur complement) and every step solves a 6x6 system.
+    """
     known = depth > 0
-    d0 = np.where(known, depth, np.median(depth[known]) if known.any() else 1.0)
+    rho0 = np.log(np.where(known, depth, np.median(depth[known]) if known.any() else 1.0))
+    prior_w = known / depth_rel_sigma**2
     rays = np.c_[x0, np.ones(len(x0))] @ np.linalg.inv(K).T
-    n = len(x0)
+    f = np.array([K[0, 0], K[1, 1]])
 
-    def unpack(p):
-        return Rotation.from_rotvec(p[:3]).as_matrix() @ R, t + p[3:6], np.exp(p[6:])
+    def evaluate(R, t, rho):
+        RX = (rays * np.exp(rho)[:, None]) @ R.T
+        P = RX + t
+        z = np.maximum(P[:, 2], 1e-6)
+        r = ((P[:, :2] / z[:, None]) * f + K[:2, 2] - xt) / scale_px  # [n, 2]
+        sq = (r**2).sum(1)
+        cost = (2 * (np.sqrt(1 + sq) - 1)).sum() + (prior_w * (rho - rho0) ** 2).sum()
+        return cost, r, sq, RX, P, z
 
-    def residual(p):
-        Rp, tp, d = unpack(p)
-        q = (rays * d[:, None]) @ Rp.T + tp
-        q = q @ K.T
-        reproj = (q[:, :2] / np.maximum(q[:, 2:3], 1e-6) - xt) / scale_px
-        prior = (p[6:][known] - np.log(d0[known])) / depth_rel_sigma
-        return np.concatenate([reproj.ravel(), prior])
-
-    sparsity = np.zeros((2 * n + known.sum(), 6 + n), bool)
-    sparsity[: 2 * n, :6] = True
-    sparsity[np.arange(2 * n), 6 + np.repeat(np.arange(n), 2)] = True
-    sparsity[2 * n + np.arange(known.sum()), 6 + np.flatnonzero(known)] = True
-    p0 = np.r_[np.zeros(6), np.log(d0)]
-    sol = least_squares(residual, p0, jac_sparsity=sparsity, loss="soft_l1", f_scale=1.0, x_scale="jac")
-    Rp, tp, _ = unpack(sol.x)
-    return Rp, tp
+    rho, lam = rho0.copy(), 1e-3
+    cost, r, sq, RX, P, z = evaluate(R, t, rho)
+    for _ in range(iterations):
+        w = 1 / np.sqrt(1 + sq)  # IRLS weight of soft-L1
+        J_pi = np.zeros((len(z), 2, 3))  # d r / d P
+        J_pi[:, 0, 0], J_pi[:, 1, 1] = f[0] / z, f[1] / z
+        J_pi[:, :, 2] = -(P[:, :2] / z[:, None] ** 2) * f
+        J_pi /= scale_px
+        skew = np.zeros((len(z), 3, 3))  # d (exp(w) R X) / d w = -[R X]x
+        skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = RX[:, 2], -RX[:, 1], RX[:, 0]
+        skew[:, 1, 0], skew[:, 2, 0], skew[:, 2, 1] = -RX[:, 2], RX[:, 1], -RX[:, 0]
+        Jp = np.concatenate([J_pi @ skew, J_pi], axis=2)  # [n, 2, 6]
+        Jr = np.einsum("nij,nj->ni", J_pi, RX)  # [n, 2] d r / d log-depth
+        A = np.einsum("n,nki,nkj->ij", w, Jp, Jp)
+        B = np.einsum("n,nki,nk->ni", w, Jp, Jr)
+        C = w * (Jr**2).sum(1) + prior_w
+        g_p = np.einsum("n,nki,nk->i", w, Jp, r)
+        g_r = w * (Jr * r).sum(1) + prior_w * (rho - rho0)
+        while True:
+            Cd = C * (1 + lam) + 1e-12
+            S = A + lam * np.diag(np.diag(A)) - (B[:, :, None] * B[:, None, :] / Cd[:, None, None]).sum(0)
+            dp = np.linalg.solve(S, -g_p + (B * (g_r / Cd)[:, None]).sum(0))
+            drho = (-g_r - B @ dp) / Cd
+            R_new = Rotation.from_rotvec(dp[:3]).as_matrix() @ R
+            new = evaluate(R_new, t + dp[3:], rho + drho)
+            if new[0] < cost:
+                improvement = cost - new[0]
+                R, t, rho, lam = R_new, t + dp[3:], rho + drho, max(lam / 10, 1e-9)
+                cost, r, sq, RX, P, z = new
+                break
+            lam *= 10
+            if lam > 1e8:
+                return R, t, float(cost)
+        if improvement < 1e-10 * max(cost, 1.0):
+            break
+    return R, t, float(cost)
 
 
 def _rotation_from_homography(H: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -247,18 +292,16 @@ def _refine_rotation(R0: np.ndarray, x0: np.ndarray, xt: np.ndarray, K: np.ndarr
 
 
 def _translation_given_rotation(R, x0, xt, depth, K) -> np.ndarray:
-    """t minimizing the algebraic error of xt ~ K (R X + t), X the metric frame-0 points (linear least squares)."""
+    """t minimizing the algebraic error of xt ~ K (R X + t), X the metric frame-0 points (linear least squares):
+    ray x (R X + t) = 0, i.e. [ray]x t = -ray x R X, stacked over points."""
     Kinv = np.linalg.inv(K)
     X = (np.c_[x0, np.ones(len(x0))] @ Kinv.T) * depth[:, None]
-    rays = np.c_[xt, np.ones(len(xt))] @ Kinv.T  # cross(ray, R X + t) = 0
-    RX = X @ R.T
-    A = np.concatenate([_skew_rows(r) for r in rays])
-    b = -np.concatenate([np.cross(r, p) for r, p in zip(rays, RX)])
-    return np.linalg.lstsq(A, b, rcond=None)[0]
-
-
-def _skew_rows(v: np.ndarray) -> np.ndarray:
-    return np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    rays = np.c_[xt, np.ones(len(xt))] @ Kinv.T
+    skew = np.zeros((len(rays), 3, 3))
+    skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -rays[:, 2], rays[:, 1], -rays[:, 0]
+    skew[:, 1, 0], skew[:, 2, 0], skew[:, 2, 1] = rays[:, 2], -rays[:, 1], rays[:, 0]
+    b = -np.cross(rays, X @ R.T)
+    return np.linalg.lstsq(skew.reshape(-1, 3), b.ravel(), rcond=None)[0]
 
 
 def _triangulate_depth(R, t, x0, xt, K) -> np.ndarray:

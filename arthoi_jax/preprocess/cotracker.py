@@ -24,7 +24,8 @@ from arthoi_jax.preprocess.sam import load_checkpoint, pick_device
 
 INSTALL_HINT = ("install the `cotracker` package from a clone of the facebookresearch/co-tracker repository "
                 "(`pip install -e .` in it; it is not on the package index) and put the CoTracker3 offline "
-                "checkpoint `scaled_offline.pth` where preprocess.cotracker_checkpoint points; see third_party/README.md")
+                "checkpoint `scaled_offline.pth` where preprocess.cotracker_checkpoint points; "
+                "see third_party/README.md")
 
 
 def _import_predictor():

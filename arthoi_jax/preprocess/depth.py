@@ -92,6 +92,5 @@ class MonocularDepthAdapter:
             pred = self.model(**inputs).predicted_depth  # [1, h, w]
         pred = torch.nn.functional.interpolate(pred[:, None], size=image.shape[:2], mode="bilinear",
                                                align_corners=False)[0, 0].cpu().numpy()
-        if self.metric:
-            return fit_depth(pred, image.shape[:2], object_mask, "depth model")
-        return scale_relative(pred, object_mask, median_m)
+        depth = pred if self.metric else scale_relative(pred, object_mask, median_m)
+        return fit_depth(depth, image.shape[:2], object_mask, "depth model")

@@ -5,17 +5,21 @@ its displacements to the previous and to the next frame (px/frame; both must be 
 frames count as moving), is below `max_speed * body_height_px / fps`. `max_speed` is in body heights per
 second, so the rule is the same at any resolution, distance to the camera and frame rate: the default 0.15 body
 heights/s is about 0.25 m/s for a 1.7 m person, about 5x the landmark jitter on a planted foot measured on the
-shared clips (~0.03 body heights/s at 10 fps) and below the swing of even a slow walk there (~0.35). Body height in px is the median over found frames of the vertical extent of the confident landmarks
-(head to feet), so a crouch in a few frames does not change it.
+shared clips (~0.03 body heights/s at 10 fps) and below the swing of even a slow walk there (~0.35). Body
+height in px is the median over found frames of the vertical extent of the confident landmarks (head to feet),
+so a crouch in a few frames does not change it.
 
 Joints, in the bundle's `FOOT_CONTACT_JOINTS` order (left_ankle, left_foot, right_ankle, right_foot): an ankle
 joint uses the slower of the ankle and heel landmarks (either resting means the rear foot rests); a foot (SMPL-X
 toe-base) joint uses the foot-index (toe) landmark.
 
-A moving camera moves planted feet in the image: pass `background_motion` (per-frame homographies of the static
-background, e.g. `camera_motion.CameraMotion.homographies`) and the speed is measured after mapping the previous
-and next positions into frame t. Frames where the body is not found, or the landmark's confidence is below
-`min_conf`, are labelled "no contact" (no constraint); a frame whose neighbours both lack the landmark is also "no contact".
+A moving camera moves planted feet in the image: pass the static-background tracks (e.g. those of
+`camera_motion.track_background`) and the speed is measured relative to the background next to the foot: the
+median motion, between the two frames, of the `neighbours` background tracks nearest the foot (visible in both)
+is subtracted. Local ground tracks move like a planted foot whatever the camera does (rotation, translation,
+zoom), which one global homography of a 3D background would not capture. Frames where the body is not found, or
+the landmark's confidence is below `min_conf`, are labelled "no contact" (no constraint); so is a frame whose
+neighbour frames both lack the landmark.
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ def body_height_px(landmarks: np.ndarray, conf: np.ndarray, found: np.ndarray, m
 
 def foot_contact_from_landmarks(landmarks: np.ndarray, conf: np.ndarray, found: np.ndarray, fps: float, *,
                                 max_speed: float = 0.15, min_conf: float = 0.5,
-                                background_motion: Optional[np.ndarray] = None) -> np.ndarray:
+                                background_tracks: Optional[np.ndarray] = None,
+                                background_visibility: Optional[np.ndarray] = None,
+                                neighbours: int = 8) -> np.ndarray:
     """Foot-contact labels.
 
     Args:
@@ -58,7 +64,8 @@ def foot_contact_from_landmarks(landmarks: np.ndarray, conf: np.ndarray, found: 
       fps: frames per second (> 0).
       max_speed: contact threshold in body heights per second (module docstring).
       min_conf: landmarks below this confidence are not trusted (labelled no contact).
-      background_motion: optional [T, 3, 3] homographies mapping frame-0 background pixels to frame t.
+      background_tracks: optional [T, N, 2] (x, y) pixels of static-background points, with
+      background_visibility: [T, N] bool; neighbours: how many tracks near the foot give the local motion.
     Returns:
       [T, 4] bool in `FOOT_CONTACT_JOINTS` order.
     Raises:
@@ -71,8 +78,12 @@ def foot_contact_from_landmarks(landmarks: np.ndarray, conf: np.ndarray, found: 
                          f"{list(landmarks.shape)}, {list(conf.shape)}, {list(found.shape)}")
     if not (np.isfinite(fps) and fps > 0):
         raise InputError(f"foot contact: fps must be > 0, got {fps!r}")
-    if background_motion is not None and np.shape(background_motion) != (T, 3, 3):
-        raise InputError(f"foot contact: background_motion must be [T, 3, 3], got {list(np.shape(background_motion))}")
+    background = None
+    if background_tracks is not None:
+        background = (np.asarray(background_tracks, np.float64), np.asarray(background_visibility, bool))
+        if background[0].ndim != 3 or background[0].shape[::2] != (T, 2) or background[1].shape != background[0].shape[:2]:
+            raise InputError(f"foot contact: expected background tracks [T={T}, N, 2] and visibility [T, N], got "
+                             f"{list(background[0].shape)} and {list(background[1].shape)}")
     contact = np.zeros((T, len(FOOT_CONTACT_JOINTS)), bool)
     height = body_height_px(landmarks, conf, found, min_conf)
     if T < 2 or height <= 0:
@@ -80,27 +91,32 @@ def foot_contact_from_landmarks(landmarks: np.ndarray, conf: np.ndarray, found: 
     threshold = max_speed * height / fps  # px/frame
     for j, joint in enumerate(FOOT_CONTACT_JOINTS):
         idx = [BODY_LANDMARKS.index(name) for name in JOINT_LANDMARKS[joint]]
-        speeds = [_speed(landmarks[:, i], (conf[:, i] >= min_conf) & found, background_motion) for i in idx]
+        speeds = [_speed(landmarks[:, i], (conf[:, i] >= min_conf) & found, background, neighbours) for i in idx]
         contact[:, j] = np.min(speeds, axis=0) < threshold
     return contact
 
 
-def _speed(xy: np.ndarray, ok: np.ndarray, motion: Optional[np.ndarray]) -> np.ndarray:
+def _speed(xy: np.ndarray, ok: np.ndarray, background, neighbours: int) -> np.ndarray:
     """[T] image speed (px/frame) of one landmark, +inf where it cannot be measured."""
     T = len(xy)
     speed = np.full(T, np.inf)
     for t in range(T):
         if not ok[t]:
             continue
-        steps = [np.linalg.norm(_carry(xy[s], s, t, motion) - xy[t]) for s in (t - 1, t + 1) if 0 <= s < T and ok[s]]
+        steps = [np.linalg.norm(xy[s] + _local_motion(xy[t], s, t, background, neighbours) - xy[t])
+                 for s in (t - 1, t + 1) if 0 <= s < T and ok[s]]
         if steps:
             speed[t] = max(steps)
     return speed
 
 
-def _carry(xy: np.ndarray, s: int, t: int, motion: Optional[np.ndarray]) -> np.ndarray:
-    """Position xy of frame s moved into frame t by the background's motion (unchanged without one)."""
-    if motion is None:
-        return xy
-    p = motion[t] @ np.linalg.solve(motion[s], np.array([xy[0], xy[1], 1.0]))
-    return p[:2] / p[2]
+def _local_motion(xy: np.ndarray, s: int, t: int, background, neighbours: int) -> np.ndarray:
+    """Median displacement from frame s to t of the background tracks nearest xy (at frame t); 0 without any."""
+    if background is None:
+        return np.zeros(2)
+    tracks, vis = background
+    both = np.flatnonzero(vis[s] & vis[t])
+    if both.size == 0:
+        return np.zeros(2)
+    near = both[np.argsort(np.linalg.norm(tracks[t, both] - xy, axis=1))[:neighbours]]
+    return np.median(tracks[t, near] - tracks[s, near], axis=0)

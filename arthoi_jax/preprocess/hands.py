@@ -95,7 +95,7 @@ def smplx_joints(params, model_path, device: str = "cpu") -> np.ndarray:
         raise ModelFileError(f"{path}: cannot load as an SMPL-X model ({type(e).__name__}: {e})") from None
 
     def f32(x):
-        return torch.as_tensor(np.asarray(x, np.float32).reshape(T, -1), device=device)
+        return torch.tensor(np.array(x, np.float32).reshape(T, -1), device=device)
 
     with torch.no_grad():
         out = model.to(device)(

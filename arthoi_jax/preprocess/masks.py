@@ -3,8 +3,8 @@
 Two ways to carry a frame-0 mask to later frames:
   * `masks_with_sam`: SAM on every frame, prompted with the tracked points (tracks that started inside the
     frame-0 mask are positive, those that started outside negative), as the paper prompts SAM with tracks (Eq. 2).
-  * `carry_mask_with_flow`: weight-free; each frame's mask is the previous one pulled along DIS optical flow
-    where forward and backward flow agree.
+  * `carry_mask_with_flow`: weight-free; each frame's mask is the previous one pulled along DIS optical flow,
+    small holes filled.
 A frame whose carried mask comes out empty (the target left the view or is occluded) is kept empty and logged,
 never filled in: later stages handle empty frames explicitly. An empty frame-0 mask is an error.
 """
@@ -41,13 +41,28 @@ def log_empty_frames(masks: np.ndarray, what: str) -> None:
                     ", ".join(str(int(t)) for t in empty[:10]) + (" ..." if empty.size > 10 else ""))
 
 
-def carry_mask_with_flow(frames: np.ndarray, mask0: np.ndarray, fb_threshold_px: float = 1.0) -> np.ndarray:
+def fill_small_holes(mask: np.ndarray, max_fraction: float) -> np.ndarray:
+    """Fills holes (background components not touching the border) smaller than `max_fraction` of the mask."""
+    holes = ~mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
+    H, W = mask.shape
+    out = mask.copy()
+    for i in range(1, count):
+        x, y, w, h, area = stats[i]
+        touches = x == 0 or y == 0 or x + w == W or y + h == H
+        if not touches and area <= max_fraction * mask.sum():
+            out[labels == i] = True
+    return out
+
+
+def carry_mask_with_flow(frames: np.ndarray, mask0: np.ndarray, max_hole_fraction: float = 0.05) -> np.ndarray:
     """Frame-0 mask carried through the video by DIS flow. frames: [T, H, W, 3] uint8; mask0: [H, W] bool ->
     [T, H, W] bool (frame 0 is `mask0`).
 
-    Each pixel of frame t takes the mask value where the backward flow says it came from in frame t-1, if the
-    forward flow from there returns within `fb_threshold_px`; otherwise (a region just uncovered, whose
-    smooth flow would drag the mask along behind a moving object) it is outside.
+    Each pixel of frame t takes the mask value where the backward flow says it came from in frame t-1. Flow
+    fails inside regions without texture (or with stripes along the motion), which leaves holes; holes smaller
+    than `max_hole_fraction` of the mask are filled (larger ones, e.g. a real opening, are kept). Known bias:
+    background just uncovered behind a moving part inherits the part's smooth flow, so the mask lags there.
     """
     check_frames(frames)
     T, H, W, _ = frames.shape
@@ -57,14 +72,9 @@ def carry_mask_with_flow(frames: np.ndarray, mask0: np.ndarray, fb_threshold_px:
     out[0] = mask0
     for t in range(1, T):
         backward = dense_flow(frames[t], frames[t - 1])
-        forward = dense_flow(frames[t - 1], frames[t])
-        mx, my = xs + backward[..., 0], ys + backward[..., 1]
-        returned = np.stack([cv2.remap(forward[..., k], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                             for k in range(2)], axis=-1)
-        consistent = np.linalg.norm(backward + returned, axis=-1) <= fb_threshold_px
-        pulled = cv2.remap(out[t - 1].astype(np.float32), mx, my, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        out[t] = (pulled >= 0.5) & consistent
+        pulled = cv2.remap(out[t - 1].astype(np.float32), xs + backward[..., 0], ys + backward[..., 1],
+                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        out[t] = fill_small_holes(pulled >= 0.5, max_hole_fraction)
     return out
 
 

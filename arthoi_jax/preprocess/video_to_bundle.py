@@ -37,7 +37,8 @@ class SideInputs:
     object_masks: Optional[np.ndarray] = None  # [1 or T, H, W] bool at the output size
     human_masks: Optional[np.ndarray] = None
     depth: Optional[np.ndarray] = None  # [h, w] metres, any size (resized to the frames)
-    smplx_init: Optional[SmplxParams] = None  # camera-0 frame, OpenCV axes
+    smplx_init: Optional[SmplxParams] = None  # camera-0 frame, OpenCV axes, one entry per output frame
+    hmr_K: Optional[np.ndarray] = None  # [3, 3] the HMR's intrinsics of frame 0, source-video pixels
     hand_keypoints: Optional[tuple[np.ndarray, np.ndarray]] = None  # source-video pixels, see hands.py
 
 
@@ -71,12 +72,14 @@ def resolve(cfg: PreprocessConfig, source: str) -> dict[str, str]:
     return {"masks": masks, "tracker": tracker, "depth": depth}
 
 
-def intrinsics(cfg: PreprocessConfig, source_hw: tuple[int, int], size_hw: tuple[int, int]) -> np.ndarray:
-    """K [3, 3] float64 at the output size: the configured (fx, fy, cx, cy) in source pixels rescaled, or a
-    centred principal point with horizontal field of view `fov_deg`."""
+def intrinsics(cfg: PreprocessConfig, source_hw: tuple[int, int], size_hw: tuple[int, int],
+               hmr_K: Optional[np.ndarray] = None) -> np.ndarray:
+    """K [3, 3] float64 at the output size, from the first of: the configured (fx, fy, cx, cy) in source
+    pixels; the HMR's K (source pixels; so the imported body projects where the HMR saw it); a centred
+    principal point with horizontal field of view `fov_deg`."""
     (sh, sw), (h, w) = source_hw, size_hw
-    if cfg.intrinsics is not None:
-        fx, fy, cx, cy = cfg.intrinsics
+    if cfg.intrinsics is not None or hmr_K is not None:
+        fx, fy, cx, cy = cfg.intrinsics or (hmr_K[0, 0], hmr_K[1, 1], hmr_K[0, 2], hmr_K[1, 2])
         sx, sy = w / sw, h / sh
         return np.array([[fx * sx, 0.0, cx * sx], [0.0, fy * sy, cy * sy], [0.0, 0.0, 1.0]])
     f = 0.5 * w / np.tan(np.deg2rad(cfg.fov_deg) / 2)
@@ -127,14 +130,15 @@ def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], 
       cfg: the `preprocess` config section; side: masks/depth/HMR read from disk.
       methods: `resolve(cfg, "video")` (computed when None).
       sam: a `SamAdapter` when masks come from SAM; tracker: `track_points`-like (default: the weight-free
-      tracker `methods["tracker"]` with cfg's settings); depth_model: a `MonocularDepthAdapter` when depth comes from a model;
+      tracker `methods["tracker"]` with cfg's settings); depth_model: a `MonocularDepthAdapter` when depth
+      comes from a model;
       joints_fn: SMPL-X params -> joints [T, J, 3] (smplx order), to project hand keypoints from the HMR result.
     Raises:
       ConfigError / InputError naming what is missing or malformed; BundleError if the result is inconsistent.
     """
     methods = methods or resolve(cfg, "video")
     T, H, W, _ = frames.shape
-    K = intrinsics(cfg, source_hw, (H, W))
+    K = intrinsics(cfg, source_hw, (H, W), side.hmr_K)
     obj0, human0 = first_masks(frames, cfg, side, methods["masks"], sam)
     tracker = tracker or flow_tracker(cfg, methods["tracker"])
 
@@ -170,15 +174,15 @@ def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], 
     else:
         depth = depth_lib.constant_depth((H, W), cfg.depth_median_m)
 
+    if side.smplx_init is not None and side.smplx_init.global_orient.shape[0] != T:
+        raise InputError(f"preprocess.gvhmr_results: {side.smplx_init.global_orient.shape[0]} frames of HMR "
+                         f"parameters for {T} video frames (check preprocess.frame_step / max_frames)")
     hand_kp = hand_conf = None
     if side.hand_keypoints is not None:
         hand_kp, hand_conf = hands_lib.rescale_hand_keypoints(*side.hand_keypoints, source_hw, (H, W), T,
                                                               cfg.frame_step, what=str(cfg.hand_keypoints_path))
     elif side.smplx_init is not None and joints_fn is not None:
         hand_kp, hand_conf = hands_lib.project_hand_joints(joints_fn(side.smplx_init), K, (H, W))
-    if side.smplx_init is not None and side.smplx_init.global_orient.shape[0] != T:
-        raise InputError(f"preprocess.gvhmr_results: {side.smplx_init.global_orient.shape[0]} frames of HMR "
-                         f"parameters for {T} video frames (check preprocess.frame_step / max_frames)")
 
     bundle = SceneBundle(
         frames=frames, fps=float(fps), K=K, object_masks=object_masks, human_masks=human_masks,
@@ -190,6 +194,19 @@ def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], 
              "tracker %s, depth %s", T, W, H, fps, n, 100 * vis[:, :n].mean(), methods["masks"],
              methods["tracker"], methods["depth"])
     return bundle
+
+
+def subsample_smplx(params: SmplxParams, frame_step: int, num_frames: int, what: str) -> SmplxParams:
+    """Per-frame SMPL-X parameters of the source video -> those of the kept frames (every `frame_step`-th,
+    the first `num_frames`). Raises InputError when there are too few."""
+    T = params.global_orient.shape[0]
+    kept = -(-T // frame_step)
+    if kept < num_frames:
+        raise InputError(f"{what}: {T} frames of HMR parameters give {kept} after frame_step {frame_step}, "
+                         f"for {num_frames} video frames")
+    per_frame = {f.name: getattr(params, f.name)[::frame_step][:num_frames] for f in dataclasses.fields(params)
+                 if isinstance(getattr(params, f.name), np.ndarray) and f.name != "betas"}
+    return dataclasses.replace(params, **per_frame)
 
 
 def _inside(tracks: np.ndarray, H: int, W: int) -> np.ndarray:

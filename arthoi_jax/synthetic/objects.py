@@ -21,7 +21,9 @@ class MovingPartSpec:
     """One moving part: its mesh at joint value 0 and its joint (room frame).
 
     The joint value follows `open_and_hold` from 0 to `peak_scale` x the configured peak, over the fraction
-    [start, end] of the clip.
+    [start, end] of the clip. Object meshes are unions of boxes (8 vertices, 12 faces each) and a moving part's
+    mesh ends with its handle's bar, pulled along room +y at rest: `synthetic.hoi` relies on both to place a
+    hand on the handle and to test the body against the object's solids.
     """
 
     name: str
@@ -43,7 +45,7 @@ class ObjectSpec:
     target: tuple[float, float, float]  # the point the camera looks at
     camera_distance_m: float  # horizontal distance from the target
     camera_height_m: float
-    camera_yaw_deg: float  # from the wall normal; positive = camera at +x
+    camera_yaw_deg: float  # about the vertical, from the wall normal; positive = camera on the room's +x side
     prompt: str
     doorway: tuple[float, float, float] | None = None  # (x0, x1, z1) of an opening in the wall, for a door
 

@@ -16,8 +16,14 @@ import numpy as np
 from arthoi_jax import config as config_lib
 from arthoi_jax.config import SyntheticConfig
 from arthoi_jax.errors import ConfigError, InputError
-from arthoi_jax.io.bundle import (BACKGROUND_ID, HUMAN_ID, MOVING_PART_ID0, STATIC_PART_ID, GroundTruth,
-                                  SceneBundle)
+from arthoi_jax.io.bundle import (
+    BACKGROUND_ID,
+    HUMAN_ID,
+    MOVING_PART_ID0,
+    STATIC_PART_ID,
+    GroundTruth,
+    SceneBundle,
+)
 from arthoi_jax.synthetic import objects
 from arthoi_jax.synthetic.mesh import Mesh
 from arthoi_jax.synthetic.motion import apply, joint_transform, look_at, open_and_hold
@@ -48,7 +54,7 @@ class MeshPart:
     vertices: np.ndarray  # [T, V, 3] metres, world (= camera-0) frame, per frame
 
     @classmethod
-    def rigid(cls, name: str, part_id: int, mesh: Mesh, materials, poses: np.ndarray) -> "MeshPart":
+    def rigid(cls, name: str, part_id: int, mesh: Mesh, materials, poses: np.ndarray) -> MeshPart:
         """A rigid part: `poses` [T, 4, 4] maps the mesh's frame to the world frame at each frame."""
         return cls(name, part_id, mesh.vertices, mesh.faces, mesh.face_material, tuple(materials),
                    apply(poses, mesh.vertices))
@@ -77,7 +83,7 @@ class Scene:
     def num_frames(self) -> int:
         return self.joint_values.shape[0]
 
-    def with_part(self, part: MeshPart) -> "Scene":
+    def with_part(self, part: MeshPart) -> Scene:
         """The scene with one more part (e.g. a posed human, id HUMAN_ID).
 
         Raises:
@@ -92,7 +98,7 @@ class Scene:
 
 
 @dataclasses.dataclass(frozen=True)
-class Frame:
+class _Frame:
     """One rendered frame: rgb [H, W, 3] uint8, depth [H, W] float32 metres (0: no surface),
     part_ids [H, W] uint8, and the rasterizer's fragments (faces index the scene's stacked mesh)."""
 
@@ -139,13 +145,13 @@ def build_scene(cfg: SyntheticConfig) -> Scene:
     still = np.broadcast_to(T_cam_room, (T, 4, 4))
     parts = [MeshPart.rigid("room", BACKGROUND_ID, background, pal.materials, still),
              MeshPart.rigid("body", STATIC_PART_ID, spec.static, pal.materials, still)]
-    room_to_cam = np.linalg.inv(T_cam_room)
     poses, axes, pivots = [], [], []
-    for p, (m, (_, M)) in enumerate(zip(spec.moving, motions)):
+    for p, (m, (values, M)) in enumerate(zip(spec.moving, motions)):
         parts.append(MeshPart.rigid(m.name, MOVING_PART_ID0 + p, m.mesh, pal.materials, T_cam_room @ M))
-        poses.append(T_cam_room @ M @ room_to_cam)
         axes.append(T_cam_room[:3, :3] @ np.asarray(m.axis, np.float64))
         pivots.append(T_cam_room[:3, :3] @ np.asarray(m.pivot, np.float64) + T_cam_room[:3, 3])
+        # The same motion about the joint expressed in the world frame (exactly the identity at value 0).
+        poses.append(np.stack([joint_transform(m.joint_type, axes[-1], pivots[-1], v) for v in values]))
 
     f = 0.5 * cfg.width / np.tan(np.deg2rad(cfg.fov_deg) / 2)  # as geometry.camera.intrinsics_from_fov
     K = np.array([[f, 0.0, cfg.width / 2], [0.0, f, cfg.height / 2], [0.0, 0.0, 1.0]])
@@ -159,13 +165,6 @@ def build_scene(cfg: SyntheticConfig) -> Scene:
     )
 
 
-def render_frame(scene: Scene, t: int) -> Frame:
-    """Rasterizes, textures and shades frame t."""
-    mesh = _stack(scene)
-    still = _still_faces(mesh)
-    return _composite(_render(scene, mesh, 0, still), _render(scene, mesh, t, ~still))
-
-
 def render_bundle(scene: Scene) -> SceneBundle:
     """Renders every frame of `scene` and its ground truth (tracks sampled on the object at frame 0).
 
@@ -173,35 +172,31 @@ def render_bundle(scene: Scene) -> SceneBundle:
       ConfigError: a moving part shows fewer than MIN_PART_PIXELS pixels at frame 0.
     """
     mesh = _stack(scene)
-    H, W = scene.height, scene.width
+    T, H, W = scene.num_frames, scene.height, scene.width
     # Faces that never move (the room, the static body) are rendered once; the rest per frame, on top.
     still = _still_faces(mesh)
     base = _render(scene, mesh, 0, still)
-    frames = [_composite(base, _render(scene, mesh, 0, ~still))]
-    ids0 = frames[0].part_ids
-    for p, name in enumerate(_moving_names(scene)):
-        n = int((ids0 == MOVING_PART_ID0 + p).sum())
-        if n < MIN_PART_PIXELS:
-            raise ConfigError(f"synthetic: moving part {name!r} covers {n} pixels at frame 0 (need >= "
-                              f"{MIN_PART_PIXELS}); move the camera (camera_distance_m, camera_height_m, "
-                              f"camera_yaw_deg) or enlarge the image (width, height)")
-    frames += [_composite(base, _render(scene, mesh, t, ~still)) for t in range(1, scene.num_frames)]
+    rgb, depth, part_ids = np.empty((T, H, W, 3), np.uint8), np.empty((T, H, W), np.float32), np.empty((T, H, W), np.uint8)
+    for t in range(T):
+        frame = _composite(base, _render(scene, mesh, t, ~still))
+        rgb[t], depth[t], part_ids[t] = frame.rgb, frame.depth, frame.part_ids
+        if t == 0:
+            _check_parts_seen(scene, frame.part_ids)
+            frags0 = frame.fragments
 
-    face, bary, track_part = sample_anchors(frames[0].fragments, ids0, _track_counts(scene),
+    face, bary, track_part = sample_anchors(frags0, part_ids[0], _track_counts(scene),
                                             np.random.default_rng([scene.seed, 1]))
     xy, vis = zip(*(project_anchors(mesh.vertices[t], mesh.faces, face, bary, scene.K, H, W, NEAR_M)
-                    for t in range(scene.num_frames)))
+                    for t in range(T)))
     tracks, visibility = np.stack(xy).astype(np.float32), np.stack(vis)
 
-    part_ids = np.stack([fr.part_ids for fr in frames])
-    depth = np.stack([fr.depth for fr in frames])
     gt = GroundTruth(
         joint_types=scene.joint_types, axes=scene.axes, pivots=scene.pivots, joint_values=scene.joint_values,
         part_poses=scene.part_poses, part_ids=part_ids, depth=depth, tracks=tracks, visibility=visibility,
         track_part=track_part,
     )
     return SceneBundle(
-        frames=np.stack([fr.rgb for fr in frames]), fps=float(scene.fps), K=scene.K,
+        frames=rgb, fps=float(scene.fps), K=scene.K,
         object_masks=(part_ids >= STATIC_PART_ID) & (part_ids != HUMAN_ID), human_masks=part_ids == HUMAN_ID,
         tracks=tracks, visibility=visibility, depth=depth[0], prompt=scene.prompt, gt=gt,
     )
@@ -242,14 +237,14 @@ def _still_faces(mesh: _Stacked) -> np.ndarray:
     return still_vertex[mesh.faces].all(1)
 
 
-def _render(scene: Scene, mesh: _Stacked, t: int, subset: np.ndarray) -> Frame:
+def _render(scene: Scene, mesh: _Stacked, t: int, subset: np.ndarray) -> _Frame:
     """Frame t of the faces in `subset` ([F] bool) alone; fragment faces index the whole stacked mesh."""
     H, W = scene.height, scene.width
     vertices = mesh.vertices[t]
     index = np.flatnonzero(subset)
     frags = rasterize(vertices, mesh.faces[index], scene.K, H, W, NEAR_M)
     hit = frags.face >= 0
-    frags = dataclasses.replace(frags, face=np.where(hit, index[frags.face], -1))
+    frags = dataclasses.replace(frags, face=np.append(index, -1)[frags.face])  # -1 (no face) stays -1
     face = frags.face[hit]
     local = np.einsum("nk,nkj->nj", frags.bary[hit], mesh.rest_vertices[mesh.faces[face]])
 
@@ -259,26 +254,30 @@ def _render(scene: Scene, mesh: _Stacked, t: int, subset: np.ndarray) -> Frame:
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
     normal *= -np.sign(np.einsum("nj,nj->n", normal, tri[:, 0]))[:, None]
     light = AMBIENT + DIFFUSE * np.clip(normal @ scene.light_dir, 0.0, None)
+    # Surface metres per pixel: z / f, stretched by the slant (capped), to band-limit the textures.
+    point = np.einsum("nk,nkj->nj", frags.bary[hit], tri)
+    cos = np.abs(np.einsum("nj,nj->n", normal, point)) / np.linalg.norm(point, axis=1)
+    footprint = point[:, 2] / scene.K[0, 0] / np.maximum(cos, 0.25)
 
     albedo = np.zeros((len(face), 3))
     material = mesh.face_material[face]
     for m in np.unique(material):
         sel = material == m
-        albedo[sel] = shade_material(mesh.materials[m], local[sel])
+        albedo[sel] = shade_material(mesh.materials[m], local[sel], footprint[sel])
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[hit] = np.round(np.clip(albedo * light[:, None], 0.0, 1.0) * 255).astype(np.uint8)
     part_ids = np.zeros((H, W), np.uint8)
     part_ids[hit] = mesh.face_part_id[face]
-    return Frame(rgb, frags.depth.astype(np.float32), part_ids, frags)
+    return _Frame(rgb, frags.depth.astype(np.float32), part_ids, frags)
 
 
-def _composite(base: Frame, top: Frame) -> Frame:
+def _composite(base: _Frame, top: _Frame) -> _Frame:
     """The z-buffer merge of two layers; `base` keeps ties, as lower face indices do in `rasterize`."""
     a, b = base.fragments, top.fragments
     win = (b.face >= 0) & ((a.face < 0) | (b.depth < a.depth))
-    pick = lambda x, y: np.where(win.reshape(win.shape + (1,) * (x.ndim - 2)), y, x)  # noqa: E731
+    pick = lambda x, y: np.where(win.reshape(win.shape + (1,) * (x.ndim - 2)), y, x)
     frags = Fragments(pick(a.face, b.face), pick(a.bary, b.bary), pick(a.depth, b.depth))
-    return Frame(pick(base.rgb, top.rgb), pick(base.depth, top.depth), pick(base.part_ids, top.part_ids), frags)
+    return _Frame(pick(base.rgb, top.rgb), pick(base.depth, top.depth), pick(base.part_ids, top.part_ids), frags)
 
 
 def _validated(cfg) -> SyntheticConfig:
@@ -290,7 +289,7 @@ def _validated(cfg) -> SyntheticConfig:
 
 def _camera(cfg: SyntheticConfig, spec: objects.ObjectSpec) -> tuple[np.ndarray, np.ndarray]:
     """The camera's position in the room and its world-to-camera (room-to-camera) transform."""
-    pick = lambda value, default: default if value is None else value  # noqa: E731
+    pick = lambda value, default: default if value is None else value
     distance = pick(cfg.camera_distance_m, spec.camera_distance_m)
     height = pick(cfg.camera_height_m, spec.camera_height_m)
     yaw = np.deg2rad(pick(cfg.camera_yaw_deg, spec.camera_yaw_deg))
@@ -317,12 +316,18 @@ def _check_camera(cfg, spec, motions, eye, T_cam_room) -> None:
 
 def _track_counts(scene: Scene) -> dict[int, int]:
     P = len(scene.joint_types)
-    per_part = int(round(MOVING_TRACK_SHARE * scene.num_tracks / P))
+    per_part = round(MOVING_TRACK_SHARE * scene.num_tracks / P)
     counts = {STATIC_PART_ID: max(scene.num_tracks - P * per_part, 0)}
     counts.update({MOVING_PART_ID0 + p: per_part for p in range(P)})
     return counts
 
 
-def _moving_names(scene: Scene) -> list[str]:
+def _check_parts_seen(scene: Scene, part_ids: np.ndarray) -> None:
+    """Every moving part must show MIN_PART_PIXELS pixels in frame 0 (part_ids [H, W])."""
     by_id = {p.part_id: p.name for p in scene.parts}
-    return [by_id[MOVING_PART_ID0 + p] for p in range(len(scene.joint_types))]
+    for pid in range(MOVING_PART_ID0, MOVING_PART_ID0 + len(scene.joint_types)):
+        n = int((part_ids == pid).sum())
+        if n < MIN_PART_PIXELS:
+            raise ConfigError(f"synthetic: moving part {by_id[pid]!r} covers {n} pixels at frame 0 (need >= "
+                              f"{MIN_PART_PIXELS}); move the camera (camera_distance_m, camera_height_m, "
+                              f"camera_yaw_deg) or enlarge the image (width, height)")

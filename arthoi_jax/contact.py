@@ -1,0 +1,72 @@
+"""Contact keypoints (Fig. 3c): 2D hand keypoints lifted to 3D with the depth of the Stage I object render.
+
+On a contact frame, a hand keypoint is lifted when (1) its detector confidence is at least `min_conf` and
+(2) the object render covers its pixel with alpha at least `min_alpha` (the point lies over the object, so the
+object's depth there is the depth of the touched surface). Its 3D position K_j(t) is the back-projection of the
+keypoint at the render's surface depth (expected depth / alpha). Other keypoints get weight 0.
+
+Contact frames come from the bundle when known; otherwise a hand is in contact when one of its confident
+keypoints lies within `radius_px` of the moving part's mask (2D proximity).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from arthoi_jax.errors import InputError
+
+
+def _check(hand_keypoints: np.ndarray, conf: np.ndarray, T: int) -> None:
+    if hand_keypoints.shape != (T, 2, 21, 2):
+        raise InputError(f"hand_keypoints: expected shape [T={T}, 2, 21, 2], got {list(hand_keypoints.shape)}")
+    if conf.shape != (T, 2, 21):
+        raise InputError(f"hand_keypoint_conf: expected shape [T={T}, 2, 21], got {list(conf.shape)}")
+
+
+def detect_contact_frames(hand_keypoints: np.ndarray, conf: np.ndarray, part_masks: np.ndarray, min_conf: float,
+                          radius_px: float) -> np.ndarray:
+    """[T, 2] bool (left, right hand): a confident keypoint within `radius_px` of the moving-part mask.
+
+    hand_keypoints [T, 2, 21, 2] pixels (x, y), conf [T, 2, 21]; part_masks [T, H, W] bool (any moving part).
+    """
+    T, H, W = part_masks.shape
+    _check(hand_keypoints, conf, T)
+    out = np.zeros((T, 2), bool)
+    for t in range(T):
+        if not part_masks[t].any():
+            continue  # an empty mask (part hidden) is no evidence of contact
+        dist = cv2.distanceTransform((~part_masks[t]).astype(np.uint8), cv2.DIST_L2, 5)
+        col = np.clip(hand_keypoints[t, ..., 0].astype(int), 0, W - 1)
+        row = np.clip(hand_keypoints[t, ..., 1].astype(int), 0, H - 1)
+        near = (dist[row, col] <= radius_px) & (conf[t] >= min_conf)
+        out[t] = near.any(axis=1)
+    return out
+
+
+def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.ndarray, depth: np.ndarray,
+                   alpha: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], min_conf: float, min_alpha: float):
+    """3D contact keypoints.
+
+    hand_keypoints [T, 2, 21, 2] full-resolution pixels; conf [T, 2, 21]; contact [T, 2] bool; depth, alpha
+    [T, h, w]: the object render's expected depth (alpha-weighted, metres) and alpha at any resolution h x w
+    (keypoints are scaled to it); K [3, 3] intrinsics of the full-resolution image of size image_hw (H, W).
+    Returns points [T, 2, 21, 3] metres (camera-0 = world frame; 0 where not lifted) and weights [T, 2, 21]
+    float32 (1 lifted, else 0).
+    """
+    T = depth.shape[0]
+    _check(hand_keypoints, conf, T)
+    if contact.shape != (T, 2):
+        raise InputError(f"contact: expected shape [T={T}, 2], got {list(contact.shape)}")
+    h, w = depth.shape[1:]
+    H, W = image_hw
+    col = np.clip((hand_keypoints[..., 0] * w / W).astype(int), 0, w - 1)
+    row = np.clip((hand_keypoints[..., 1] * h / H).astype(int), 0, h - 1)
+    t = np.arange(T)[:, None, None]
+    a = alpha[t, row, col]
+    z = depth[t, row, col] / np.maximum(a, 1e-6)
+    ok = contact[..., None] & (conf >= min_conf) & (a >= min_alpha) & (z > 0)
+    x = (hand_keypoints[..., 0] - K[0, 2]) / K[0, 0] * z
+    y = (hand_keypoints[..., 1] - K[1, 2]) / K[1, 1] * z
+    pts = np.where(ok[..., None], np.stack([x, y, z], -1), 0.0)
+    return pts.astype(np.float32), ok.astype(np.float32)

@@ -1,0 +1,87 @@
+"""Stage II losses (Eq. 9-12 and the contact and penetration terms): pure functions of arrays.
+
+Sums over frames as in the paper; means over pixels, points and joints so that a term's size does not depend
+on the image size or the number of sampled points. Unweighted: Stage II multiplies by the config's lambdas.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def render_loss(rgb: jnp.ndarray, silhouette: jnp.ndarray, image: jnp.ndarray, human_mask: jnp.ndarray,
+                beta_h: float) -> jnp.ndarray:
+    """L_r^h (Eq. 10) over F rendered frames. rgb [F, h, w, 3], image [F, h, w, 3] in [0, 1]; silhouette
+    [F, h, w] the human's rendered coverage (occluded by the object), human_mask [F, h, w] in [0, 1].
+
+    The colour term is taken inside the input human mask: the scene behind the person is not modelled.
+    """
+    m = human_mask[..., None]
+    colour = jnp.sum(m * (rgb - image) ** 2, axis=(1, 2, 3)) / jnp.maximum(jnp.sum(m, axis=(1, 2, 3)), 1.0)
+    sil = jnp.mean((silhouette - human_mask) ** 2, axis=(1, 2))
+    return jnp.sum(colour + beta_h * sil)
+
+
+def prior_loss(body_pose: jnp.ndarray, body_pose_init: jnp.ndarray, global_orient: jnp.ndarray,
+               global_orient_init: jnp.ndarray, eta: float) -> jnp.ndarray:
+    """L_p (Eq. 12): distance to the initialization (axis-angles, radians). body_pose [T, 21, 3]; global_orient
+    [T, 3]; theta = the body pose, psi = the root orientation."""
+    return jnp.sum((body_pose - body_pose_init) ** 2) + eta * jnp.sum((global_orient - global_orient_init) ** 2)
+
+
+def foot_sliding_loss(foot_vertices: jnp.ndarray, contact: jnp.ndarray) -> jnp.ndarray:
+    """L_fs (Eq. 12): squared foot-vertex displacement between consecutive contact frames.
+
+    foot_vertices [T, F, 3] metres; contact [T, F] in [0, 1] (the label of the foot joint each vertex follows).
+    """
+    step = jnp.sum((foot_vertices[1:] - foot_vertices[:-1]) ** 2, -1)  # [T-1, F]
+    w = contact[1:] * contact[:-1]
+    return jnp.sum(jnp.mean(w * step, axis=1))
+
+
+def smoothness_loss(joints: jnp.ndarray) -> jnp.ndarray:
+    """L_s: squared joint acceleration (metres/frame^2), joints [T, J, 3]; 0 for T < 3."""
+    acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
+    return jnp.sum(jnp.mean(jnp.sum(acc**2, -1), axis=1))
+
+
+def kinematic_loss(joints: jnp.ndarray, keypoints: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
+    """L_k (Eq. 11): joints [T, K, 3] of the body against the 3D contact keypoints [T, K, 3], weights [T, K]
+    (1 for a confident lifted keypoint, 0 otherwise)."""
+    return jnp.sum(weights * jnp.sum((joints - keypoints) ** 2, -1))
+
+
+def nearest(points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Nearest surface point of each point. points [N, 3]; surface [S, 3]; valid [S] bool -> index [N] and
+    squared distance [N]."""
+    d2 = jnp.sum((points[:, None] - surface[None]) ** 2, -1)
+    d2 = jnp.where(valid[None], d2, jnp.inf)
+    idx = jnp.argmin(d2, axis=1)
+    return idx, jnp.take_along_axis(d2, idx[:, None], 1)[:, 0]
+
+
+def contact_loss(hand_points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray,
+                 contact: jnp.ndarray) -> jnp.ndarray:
+    """Hand-object contact: on contact frames, the squared distance from the hand (its closest point) to the
+    object surface. hand_points [T, K, 3]; surface [T, S, 3]; valid [S]; contact [T] in [0, 1]."""
+    d2 = jnp.sum((hand_points[:, :, None] - surface[:, None]) ** 2, -1)  # [T, K, S]
+    d2 = jnp.where(valid[None, None], d2, jnp.inf)
+    return jnp.sum(contact * jnp.min(d2, axis=(1, 2)))
+
+
+def penetration_loss(points: jnp.ndarray, surface: jnp.ndarray, normals: jnp.ndarray, valid: jnp.ndarray,
+                     radius: float) -> jnp.ndarray:
+    """Body points behind the object surface: for each point its nearest surface point p with outward normal n;
+    the signed distance (x - p) . n < 0 is penalised squared when |x - p| < radius (the surface is a shell, so
+    only the layer behind it can be called inside). points [T, N, 3]; surface, normals [T, S, 3]; valid [S]."""
+
+    def frame(args):
+        x, s, n = args
+        idx, d2 = nearest(jax.lax.stop_gradient(x), s, valid)  # which point is nearest is not differentiated
+        sd = jnp.sum((x - s[idx]) * n[idx], -1)
+        inside = (sd < 0) & (d2 < radius**2)
+        return jnp.mean(jnp.where(inside, sd**2, 0.0))
+
+    # One frame at a time: the [N, S] distance table of every frame at once would not fit in memory.
+    return jnp.sum(jax.lax.map(frame, (points, surface, normals)))

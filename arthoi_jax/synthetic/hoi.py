@@ -1,0 +1,224 @@
+"""Synthetic human-object interaction scenes: a posed SMPL-X-format body opens the articulated object.
+
+The person stands in front of the object (facing it, feet planted, knees bent for low handles) and one hand
+follows the handle's ground-truth trajectory: the spine, arm and legs are solved per frame by inverse kinematics
+through the body model (`synthetic.ik`), the feet held where they were planted. The body is one more mesh part
+(id HUMAN_ID) of the object scene, so the mesh renderer draws human and object with correct occlusions.
+
+Ground truth beyond the object's: SMPL-X parameters per frame (`gt.human`), 2D hand keypoints with visibility
+(`hand_keypoints`, `hand_keypoint_conf`), foot-contact labels, and `HoiTruth`: hand-contact frames (the frames
+where the inverse kinematics holds the hand within CONTACT_RESIDUAL_M of the handle), the handle point per frame,
+the object's solids as posed boxes, and the floor plane. `smplx_init` holds the simulated HMR initialization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from arthoi_jax.body import joint_names as jn
+from arthoi_jax.body.model import BodyModel, BodyParams, forward_sequence, rest_joints
+from arthoi_jax.config import HmrSimConfig, SyntheticConfig
+from arthoi_jax.errors import ConfigError
+from arthoi_jax.io.bundle import HUMAN_ID, MOVING_PART_ID0, STATIC_PART_ID, SceneBundle, SmplxParams
+from arthoi_jax.synthetic import ik
+from arthoi_jax.synthetic.hmr_sim import simulate_hmr
+from arthoi_jax.synthetic.scene import MeshPart, Scene, build_scene, render_bundle
+from arthoi_jax.synthetic.textures import Material
+
+# The hand point that holds the handle (the middle finger's knuckle), and how far in front of the handle bar's
+# outer face it sits (half the palm's thickness).
+GRIP_JOINT = "{side}_middle1"
+PALM_OFFSET_M = 0.02
+CONTACT_RESIDUAL_M = 0.02
+# MediaPipe/OpenPose 21-point hand order in SMPL-X output joint names (finger tips are vertex keypoints).
+HAND_KEYPOINT_NAMES = {
+    side: (f"{side}_wrist",) + tuple(n for f in ("thumb", "index", "middle", "ring", "pinky")
+                                     for n in (f"{side}_{f}1", f"{side}_{f}2", f"{side}_{f}3", f"{side}_{f}"))
+    for side in ("left", "right")
+}
+HAND_KEYPOINT_INDEX = np.array([[jn.joint_index(n) for n in HAND_KEYPOINT_NAMES[s]] for s in ("left", "right")])
+FOOT_JOINT_INDEX = np.array([jn.joint_index(n) for n in ("left_ankle", "left_foot", "right_ankle", "right_foot")])
+KEYPOINT_PIXEL_NOISE = 1.0
+VISIBLE_CONF, OCCLUDED_CONF = 0.9, 0.1
+OCCLUSION_TOL_M = 0.04
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where the person stands, relative to the handle at frame 0 (room frame: z up, object front +y)."""
+
+    hand: str  # "left" | "right": the hand on the handle
+    offset: tuple[float, float]  # pelvis (x, y) minus handle (x, y), metres
+    crouch_m: float  # pelvis lowered by this much (knees bent)
+
+
+PLACEMENTS = {
+    "door": Placement("left", (-0.30, 0.40), 0.0),
+    "drawer": Placement("left", (-0.30, 0.50), 0.30),
+    "fridge": Placement("left", (-0.26, 0.48), 0.0),
+    "lid": Placement("left", (-0.30, 0.45), 0.25),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class HoiTruth:
+    """Interaction ground truth of a synthetic HOI scene (world = camera-0 frame)."""
+
+    contact_frames: np.ndarray  # [T] bool: the hand holds the handle
+    hand: str  # "left" | "right"
+    handle: np.ndarray  # [T, 3] metres: the point the grip joint should be at
+    boxes: np.ndarray  # [T, B, 4, 3] the object's solids (static and moving parts), see interaction_metrics
+    up: np.ndarray  # [3] unit, world frame
+    floor_offset: float  # floor plane {x : up . x = floor_offset}
+
+
+def _room_to_world(scene: Scene) -> np.ndarray:
+    """[4, 4] room-to-world transform, recovered from the still room part (its rest vertices are room frame)."""
+    room = scene.parts[0]
+    a, b = room.rest_vertices, room.vertices[0]
+    ma, mb = a.mean(0), b.mean(0)
+    U, _, Vt = np.linalg.svd((a - ma).T @ (b - mb))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
+    R = Vt.T @ D @ U.T
+    M = np.eye(4)
+    M[:3, :3], M[:3, 3] = R, mb - R @ ma
+    return M
+
+
+def object_boxes(scene: Scene) -> np.ndarray:
+    """[T, B, 4, 3] the posed boxes the object's static and moving parts are made of (8 vertices per box)."""
+    out = []
+    for part in scene.parts:
+        if part.part_id < STATIC_PART_ID or part.part_id == HUMAN_ID:
+            continue
+        V = len(part.rest_vertices)
+        if V % 8 or len(part.faces) != 12 * (V // 8):
+            raise ConfigError(f"part {part.name!r} is not a union of boxes ({V} vertices, {len(part.faces)} faces)")
+        idx = (np.arange(V // 8)[:, None] * 8 + np.array([0, 1, 2, 4])).reshape(-1)
+        out.append(part.vertices[:, idx].reshape(scene.num_frames, -1, 4, 3))
+    return np.concatenate(out, axis=1)
+
+
+def _handle(scene: Scene, room_to_world: np.ndarray) -> np.ndarray:
+    """[T, 3] the grip target: the centre of the first moving part's handle bar (its last box), moved out of
+    the bar's outer face by the bar's half thickness plus PALM_OFFSET_M."""
+    part = next(p for p in scene.parts if p.part_id == MOVING_PART_ID0)
+    bar = part.vertices[:, -8:]  # [T, 8, 3]
+    out_dir = np.einsum("tij,j->ti", scene.part_poses[:, 0, :3, :3], room_to_world[:3, :3] @ [0.0, 1.0, 0.0])
+    half = 0.5 * np.ptp(part.rest_vertices[-8:, 1])
+    return bar.mean(1) + (half + PALM_OFFSET_M) * out_dir
+
+
+def _base_pose(model: BodyModel, T: int, room_to_world: np.ndarray, pelvis_room: np.ndarray, hand: str) -> BodyParams:
+    """Standing, facing -y (room), arms lowered, the pelvis at `pelvis_room`."""
+    # Model frame: y up, facing +z, left at +x -> room: z up, facing -y, left at +x.
+    R_room_model = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    R = room_to_world[:3, :3] @ R_room_model
+    p = BodyParams.zeros(model, T)
+    j0 = np.asarray(rest_joints(model, p.betas, p.expression[0])[0])
+    pelvis_world = room_to_world[:3, :3] @ pelvis_room + room_to_world[:3, 3]
+    pose = np.zeros((T, 21, 3), np.float32)
+    for name, angle in (("left_shoulder", -1.35), ("right_shoulder", 1.35), ("left_elbow", 0.3),
+                        ("right_elbow", -0.3)):
+        pose[:, jn.SKELETON.index(name) - 1, 2] = angle
+    free_side = "left" if hand == "right" else "right"
+    sway = 0.08 * np.sin(np.linspace(0, 2 * np.pi, T))  # the idle arm and the head move a little
+    pose[:, jn.SKELETON.index(f"{free_side}_elbow") - 1, 1] += sway
+    pose[:, jn.SKELETON.index("head") - 1, 1] = 0.5 * sway
+    go = np.broadcast_to(Rotation.from_matrix(R).as_rotvec(), (T, 3))
+    return p.replace(global_orient=jnp.asarray(go, jnp.float32), body_pose=jnp.asarray(pose),
+                     transl=jnp.asarray(np.broadcast_to(pelvis_world - j0, (T, 3)), jnp.float32))
+
+
+def pose_human(model: BodyModel, scene: Scene, cfg: SyntheticConfig) -> tuple[BodyParams, HoiTruth]:
+    """SMPL-X motion of a person opening the scene's first moving part, and the interaction ground truth."""
+    if cfg.object not in PLACEMENTS:
+        raise ConfigError(f"synthetic.object: {cfg.object!r} has no human placement for HOI scenes; allowed: "
+                          f"{', '.join(PLACEMENTS)}")
+    place = PLACEMENTS[cfg.object]
+    M = _room_to_world(scene)
+    T = scene.num_frames
+    handle = _handle(scene, M)
+    handle_room = np.linalg.inv(M)[:3, :3] @ handle[0] + np.linalg.inv(M)[:3, 3]
+    standing = _base_pose(model, T, M, np.zeros(3), place.hand)
+    # Pelvis height of the standing body with its soles on the floor (room z = 0).
+    up = M[:3, :3] @ [0.0, 0.0, 1.0]
+    verts0 = np.asarray(forward_sequence(model, _first_frame(standing)).vertices[0])
+    pelvis_h = -(verts0 @ up).min() + up @ M[:3, 3]
+    pelvis_room = np.array([handle_room[0] + place.offset[0], handle_room[1] + place.offset[1],
+                            pelvis_h - place.crouch_m])
+    base = _base_pose(model, T, M, pelvis_room, place.hand)
+    # Feet planted where the standing pose (pelvis at full height) puts them.
+    stand = _base_pose(model, T, M, pelvis_room + [0.0, 0.0, place.crouch_m], place.hand)
+    feet = np.asarray(forward_sequence(model, stand).joints[:, [jn.SKELETON.index(n) for n in ik.FEET]])
+    grip = GRIP_JOINT.format(side=place.hand)
+    targets = np.concatenate([handle[:, None], feet], axis=1)
+    weights = np.concatenate([np.ones((T, 1)), 10.0 * np.ones((T, len(ik.FEET)))], axis=1)
+    free = ik.arm_chain(place.hand) + ik.LEGS
+    body_pose, residual = ik.solve_reach(model, base, (grip,) + ik.FEET, targets, weights, free)
+    params = base.replace(body_pose=body_pose)
+    residual = np.asarray(residual)
+    contact = residual[:, 0] < CONTACT_RESIDUAL_M
+    floor_offset = float(up @ M[:3, 3])
+    truth = HoiTruth(contact_frames=contact, hand=place.hand, handle=handle.astype(np.float32),
+                     boxes=object_boxes(scene).astype(np.float32), up=up, floor_offset=floor_offset)
+    return params, truth
+
+
+def _first_frame(p: BodyParams) -> BodyParams:
+    """The first frame of a sequence, kept as a length-1 sequence (betas are shared, not per frame)."""
+    return jax.tree.map(lambda x: x[:1], p).replace(betas=p.betas)
+
+
+def smplx_params(p: BodyParams, flat_hand_mean: bool) -> SmplxParams:
+    """The bundle's SmplxParams of a BodyParams sequence."""
+    f = lambda x: np.asarray(x, np.float32)  # noqa: E731
+    return SmplxParams(betas=f(p.betas), global_orient=f(p.global_orient), body_pose=f(p.body_pose),
+                       transl=f(p.transl), left_hand_pose=f(p.left_hand_pose), right_hand_pose=f(p.right_hand_pose),
+                       jaw_pose=f(p.jaw_pose), expression=f(p.expression), flat_hand_mean=flat_hand_mean)
+
+
+def _hand_keypoints(joints: np.ndarray, depth: np.ndarray, scene: Scene, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Projected hand joints [T, 2, 21, 2] with pixel noise, confidence [T, 2, 21]: high where the joint is not
+    hidden (its depth within OCCLUSION_TOL_M of the rendered depth at its pixel), low where it is."""
+    p = joints[:, HAND_KEYPOINT_INDEX]  # [T, 2, 21, 3]
+    K = scene.K
+    uv = p[..., :2] / p[..., 2:3] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    H, W = scene.height, scene.width
+    inside = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H) & (p[..., 2] > 0)
+    col = np.clip(uv[..., 0].astype(int), 0, W - 1)
+    row = np.clip(uv[..., 1].astype(int), 0, H - 1)
+    surf = depth[np.arange(len(depth))[:, None, None], row, col]
+    visible = inside & (p[..., 2] <= surf + OCCLUSION_TOL_M)
+    conf = np.where(visible, VISIBLE_CONF, np.where(inside, OCCLUDED_CONF, 0.0))
+    uv = np.clip(uv + rng.normal(scale=KEYPOINT_PIXEL_NOISE, size=uv.shape), 0, [W, H])
+    return uv.astype(np.float32), conf.astype(np.float32)
+
+
+HUMAN_MATERIAL = Material("noise", (0.86, 0.66, 0.55), (0.45, 0.30, 0.40), 0.06, 7)
+
+
+def generate_hoi_scene(cfg: SyntheticConfig, model: BodyModel, hmr: HmrSimConfig) -> tuple[SceneBundle, HoiTruth]:
+    """The object scene of `cfg` with a person opening it, rendered, with ground truth and an HMR-like init."""
+    scene = build_scene(dataclasses.replace(cfg, human=False))
+    params, truth = pose_human(model, scene, cfg)
+    out = forward_sequence(model, params)
+    verts, joints = np.asarray(out.vertices, np.float64), np.asarray(out.joints, np.float64)
+    faces = np.asarray(model.faces)
+    human = MeshPart("human", HUMAN_ID, np.asarray(model.v_template, np.float64), faces,
+                     np.zeros(len(faces), np.int32), (HUMAN_MATERIAL,), verts)
+    scene = scene.with_part(human)
+    b = render_bundle(scene)
+    rng = np.random.default_rng([cfg.seed, 9])
+    kp, conf = _hand_keypoints(joints, b.gt.depth, scene, rng)
+    gt_human = smplx_params(params, model.flat_hand_mean)
+    b = dataclasses.replace(
+        b, smplx_init=simulate_hmr(model, gt_human, hmr), hand_keypoints=kp, hand_keypoint_conf=conf,
+        foot_contact=np.ones((scene.num_frames, 4), bool), gt=dataclasses.replace(b.gt, human=gt_human))
+    return b, truth
+
