@@ -101,7 +101,7 @@ class SegmentationConfig:
     max_moving_parts: int = bounded(4, 1, 16)
     min_part_tracks: int = bounded(12, 6)
     part_reproj_px: float = bounded(3.0, 0.0, None, lo_open=True)
-    ambiguity_px: float = bounded(0.25, 0.0)  # a track explained as well by two motions stays unlabelled
+    ambiguity_px: float = bounded(1.0, 0.0)  # a track explained as well by two motions stays unlabelled
     # Canonical object Gaussians: every `gaussian_stride`-th frame-0 object pixel.
     gaussian_stride: int = bounded(4, 1, 64)
     max_binding_pairs: int = bounded(1024, 1)

@@ -57,7 +57,8 @@ def prompt_mask(image: np.ndarray, object_mask: np.ndarray, positive_xy: np.ndar
     positive_xy = np.asarray(positive_xy, np.float64).reshape(-1, 2)
     negative_xy = np.asarray(negative_xy, np.float64).reshape(-1, 2)
     prior = voronoi_mask(object_mask, positive_xy, negative_xy)
-    if method == "tracks" or len(positive_xy) == 0:
+    if method == "tracks" or len(positive_xy) == 0 or len(negative_xy) == 0:
+        # Without negative prompts GrabCut has no colour to contrast against inside the object.
         return _keep_prompted(prior, positive_xy) if len(positive_xy) else prior
     H, W = object_mask.shape
     gc = np.full((H, W), cv2.GC_BGD, np.uint8)

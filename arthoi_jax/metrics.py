@@ -107,7 +107,7 @@ def articulation_report(poses: np.ndarray, joints: list, part_masks: np.ndarray,
             entry["segmentation_iou"] = summary(iou)
             entry["segmentation_iou_per_frame"] = iou.tolist()
         report["parts"].append(entry)
-    report["missed_gt_parts"] = sorted(set(range(P_gt)) - set(int(g) for g in match if g >= 0))
+    report["missed_gt_parts"] = sorted(set(range(P_gt)) - {int(g) for g in match if g >= 0})
     matched = [e for e in report["parts"] if e["gt_part"] >= 0]
     rev = [e for e in matched if gt.joint_types[e["gt_part"]] == "revolute"]
     pri = [e for e in matched if gt.joint_types[e["gt_part"]] == "prismatic"]

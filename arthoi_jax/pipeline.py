@@ -45,7 +45,15 @@ class RunContext:
 def _generate(ctx: RunContext, out: Path) -> None:
     from arthoi_jax.synthetic.scene import generate_scene
 
-    b = generate_scene(ctx.config.synthetic)
+    if ctx.config.synthetic.human:  # a person opens the object (issue 8): synthetic/hoi.py
+        from arthoi_jax.io.body_model_file import load_body_model
+        from arthoi_jax.io.human_motion import save_hoi_truth
+        from arthoi_jax.synthetic.hoi import generate_hoi_scene
+
+        b, truth = generate_hoi_scene(ctx.config.synthetic, load_body_model(ctx.config.body), ctx.config.hmr_sim)
+        save_hoi_truth(out, truth)
+    else:
+        b = generate_scene(ctx.config.synthetic)
     bundle_io.save_bundle(b, out / "bundle")
     media.write_video(out / "preview.mp4", b.frames, b.fps)
     media.write_png(out / "preview.png", media.contact_sheet(b.frames))
@@ -152,13 +160,29 @@ def _evaluate(ctx: RunContext, out: Path) -> None:
         log.info("evaluate: prismatic translation error mean %.4f m", report["prismatic_translation_error_m"]["mean"])
 
 
+def _stage2(ctx: RunContext, out: Path) -> None:
+    """Human motion (Eq. 9-12) -> stage2/human_motion.npz + .json, object_transforms.json, losses.png, video."""
+    from arthoi_jax.io import stage2_outputs
+
+    stage2_outputs.run_stage2(ctx.config, ctx.bundle(), ctx.stage_dir("segment"), ctx.stage_dir("stage1"), out)
+
+
+def _evaluate_hoi(ctx: RunContext, out: Path) -> None:
+    """App. C interaction metrics of Stage II and of its initialization -> evaluate_hoi/metrics.json, plots."""
+    from arthoi_jax.io import stage2_outputs
+
+    stage2_outputs.evaluate_hoi(ctx.config, ctx.bundle(), ctx.stage_dir("generate"), ctx.stage_dir("stage2"), out)
+
+
 # Stages in run order, and which scene sources run them.
 STAGES: dict[str, tuple[Callable[[RunContext, Path], None], tuple[str, ...]]] = {
     "generate": (_generate, ("synthetic",)),
     "preprocess": (_preprocess, ("video", "synthetic")),
     "segment": (_segment, ("synthetic", "bundle", "video")),
     "stage1": (_stage1, ("synthetic", "bundle", "video")),
+    "stage2": (_stage2, ("synthetic", "bundle", "video")),
     "evaluate": (_evaluate, ("synthetic", "bundle", "video")),
+    "evaluate_hoi": (_evaluate_hoi, ("synthetic", "bundle", "video")),
 }
 
 

@@ -5,7 +5,8 @@
    per-frame flow; on a slowly opening door per-frame flow stays under 5 px, so the sequence displacement is used.
 2. Moving parts: the dynamic tracks seed a sequential RANSAC: PnP (frame-0 3D points from the depth, 2D
    positions at the frame of largest motion) takes the largest consistent set as one part and its per-frame
-   motion, then the rest, up to `max_moving_parts`. Every track is then labelled with the motion (static or a
+   motion, then the rest, up to `max_moving_parts`, while a motion explains at least `min_part_tracks` tracks
+   over the whole sequence and differs from every earlier part's (tracks drifting off a part are no new part). Every track is then labelled with the motion (static or a
    part's) that reprojects it best: Eq. 1's thresholds alone call a door's points near its hinge static, and
    those negative prompts cut the door mask short (IoU 0.81 -> see tests/benchmark for the measured gain).
 3. Eq. 2: per frame and part, a mask from the part's tracks (positive) against the static and other parts' tracks
@@ -21,7 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -36,8 +37,10 @@ from arthoi_jax.render.types import Gaussians
 
 UNDECIDED, STATIC = -1, 0
 CELLS_PER_RADIUS = 2.0
+NEIGHBOURS, MAJORITY = 6, 5  # isolated-label filter: undecided when >= 5 of 6 neighbours disagree
+DISTINCT_PARTS = 3.0  # a new part's tracks must reproject this many part_reproj_px off every earlier part
 # mask_fn(image [H,W,3] uint8, positive_xy [K,2], negative_xy [L,2], box_xyxy | None) -> [H, W] bool
-MaskFn = Callable[[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]], np.ndarray]
+MaskFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,18 +150,25 @@ def find_moving_parts(points: np.ndarray, tracks: np.ndarray, visibility: np.nda
         if score[t] <= 0:
             break
         idx = np.nonzero(vis_rem[t])[0]
-        ok, rvec, tvec, inl = cv2.solvePnPRansac(points[idx].astype(np.float64), tracks[t, idx].astype(np.float64),
-                                                 np.asarray(K, np.float64), None, iterationsCount=300,
-                                                 reprojectionError=cfg.part_reproj_px, confidence=0.999,
-                                                 flags=cv2.SOLVEPNP_SQPNP)
+        ok, _, _, inl = cv2.solvePnPRansac(points[idx].astype(np.float64), tracks[t, idx].astype(np.float64),
+                                           np.asarray(K, np.float64), None, iterationsCount=300,
+                                           reprojectionError=cfg.part_reproj_px, confidence=0.999,
+                                           flags=cv2.SOLVEPNP_SQPNP)
         if not ok or inl is None or len(inl) < cfg.min_part_tracks:
             break
         members = idx[inl.reshape(-1)]
         poses = pnp_poses(points[members], tracks[:, members], visibility[:, members], K, cfg.part_reproj_px)
+        # A part is a motion that explains enough tracks over the whole sequence, not at frame t alone (drifting
+        # tracks agree with some rigid motion at one frame by chance).
+        explained = remaining & (reprojection_errors(poses, points, tracks, visibility, K) <= cfg.part_reproj_px)
+        if explained.sum() < cfg.min_part_tracks:
+            break
+        # A second door moves tens of pixels away from the first one's motion; tracks drifting off a part stay
+        # within a few pixels of it: they do not make a new part.
+        if any(np.median(reprojection_errors(P, points[explained], tracks[:, explained], visibility[:, explained],
+                                             K)) <= DISTINCT_PARTS * cfg.part_reproj_px for P in part_poses):
+            break
         part_poses.append(poses)
-        # Every remaining track this motion explains belongs to the part, also those hidden at frame t.
-        explained = reprojection_errors(poses, points, tracks, visibility, K) <= cfg.part_reproj_px
-        remaining[members] = False
         remaining &= ~explained
     return part_poses
 
@@ -175,7 +185,20 @@ def assign_tracks(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray
     labels = np.argmin(err, 0).astype(np.int32)
     gap = order[1] - order[0] if len(hyps) > 1 else np.full(len(points), np.inf)
     labels[~usable | (order[0] > cfg.part_reproj_px) | (gap < cfg.ambiguity_px)] = UNDECIDED
-    return labels
+    return _drop_isolated(labels, tracks[0])
+
+
+def _drop_isolated(labels: np.ndarray, xy0: np.ndarray) -> np.ndarray:
+    """A decided track whose label disagrees with nearly all its NEIGHBOURS nearest decided tracks (frame 0) is
+    an outlier (a tracker stuck on an occluding edge, a drifting track) and becomes undecided."""
+    decided = np.nonzero(labels >= 0)[0]
+    if len(decided) <= NEIGHBOURS:
+        return labels
+    _, nn = cKDTree(xy0[decided]).query(xy0[decided], k=NEIGHBOURS + 1)
+    agree = (labels[decided][nn[:, 1:]] == labels[decided][:, None]).sum(1)
+    out = labels.copy()
+    out[decided[agree <= NEIGHBOURS - MAJORITY]] = UNDECIDED
+    return out
 
 
 def _subsample(xy: np.ndarray, k: int) -> np.ndarray:
@@ -186,7 +209,7 @@ def _subsample(xy: np.ndarray, k: int) -> np.ndarray:
 
 def part_masks(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
                labels: np.ndarray, num_parts: int, cfg: SegmentationConfig,
-               mask_fn: Optional[MaskFn] = None) -> np.ndarray:
+               mask_fn: MaskFn | None = None) -> np.ndarray:
     """Eq. 2 per frame and part -> [T, P, H, W] bool (inside the object mask). Prompts: the part's visible tracks
     (positive) against the visible static and other-part tracks; at most `max_prompts` of each for `mask_fn`."""
     T, H, W = object_masks.shape
@@ -208,7 +231,7 @@ def part_masks(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray,
 def backproject_weights(masks0: np.ndarray, uv: np.ndarray, stride: int) -> np.ndarray:
     """Back projection of frame-0 part masks [P, H, W] onto Gaussians at pixels uv [G, 2] -> weights [G, P + 1]
     (w_s, then w_d per part): each part's share of the Gaussian's stride x stride sampling cell."""
-    P, H, W = masks0.shape
+    _, H, W = masks0.shape
     cols = np.clip(np.floor(uv[:, 0]).astype(int), 0, W - 1)
     rows = np.clip(np.floor(uv[:, 1]).astype(int), 0, H - 1)
     wd = np.stack([uniform_filter(m.astype(np.float32), size=stride, mode="nearest")[rows, cols] for m in masks0], -1)
@@ -250,7 +273,7 @@ def binding_pairs(track_xy0: np.ndarray, motion: np.ndarray, labels: np.ndarray,
 
 
 def segment(frames: np.ndarray, object_masks: np.ndarray, depth: np.ndarray, K: np.ndarray, tracks: np.ndarray,
-            visibility: np.ndarray, cfg: SegmentationConfig, mask_fn: Optional[MaskFn] = None) -> PartSegmentation:
+            visibility: np.ndarray, cfg: SegmentationConfig, mask_fn: MaskFn | None = None) -> PartSegmentation:
     """Runs steps 1-5 of the module doc on a bundle's arrays (see arthoi_jax.io.bundle for shapes).
 
     Raises InputError when no track moves more than `dynamic_px` or no moving part can be found.

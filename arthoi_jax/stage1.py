@@ -184,7 +184,7 @@ def step(state: Stage1State, scene: Stage1Scene, frame: Stage1Frame, cfg: Stage1
     ok = jnp.isfinite(loss) & grad_ok
     updates, opt_state = _optimizer(cfg).update(grads, state.opt_state, state.params)
     active = ~state.done & ok
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)  # noqa: E731
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
     improved = loss < state.best * (1.0 - cfg.early_stop_rel_tol)
     since = jnp.where(improved, 0, state.since_best + 1)
     stepped = state.step + active.astype(jnp.int32)
@@ -233,7 +233,7 @@ class Stage1Result:
 
 
 def _round_up(n: int, k: int = PAD) -> int:
-    return max(k, int(math.ceil(n / k)) * k)
+    return max(k, math.ceil(n / k) * k)
 
 
 def _pad(x: np.ndarray, n: int, fill=0) -> np.ndarray:
@@ -262,7 +262,7 @@ def build_scene(seg: PartSegmentation, K: np.ndarray, image_hw: tuple[int, int],
     jt = np.array([REVOLUTE if (j.joint_type == "revolute") else PRISMATIC for j in joints] if joints else [0] * P)
     axis = np.stack([j.axis for j in joints]) if joints else np.tile([0.0, 1.0, 0.0], (P, 1))
     pivot = np.stack([j.pivot for j in joints]) if joints else np.zeros((P, 3))
-    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    f32 = lambda x: jnp.asarray(x, jnp.float32)
     return Stage1Scene(
         gaussians=jax.tree.map(f32, g), valid=jnp.asarray(valid), weights=f32(weights),
         part_of=jnp.asarray(np.argmax(weights, -1), jnp.int32),

@@ -5,6 +5,8 @@ For every scene and tracker, the GT tracks' frame-0 positions are the queries; r
   vis_acc               fraction of (frame >= 1, point) pairs whose predicted visibility equals GT's
   kept                  fraction of GT-visible pairs the tracker still calls visible
   seconds               tracking time (ratios between trackers are what carry over to other machines)
+and, per scene, the IoU of the frame-0 object mask carried by optical flow (the weight-free mask default)
+against the GT object masks: mask_iou_mean / mask_iou_min over frames.
 
   python benchmarks/tracking.py [--objects door drawer ...] [--out results/tracking.json]
 """
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from arthoi_jax.config import SyntheticConfig
 from arthoi_jax.io.outputs import write_json
 from arthoi_jax.preprocess.lk_tracker import track_points, track_points_dense
+from arthoi_jax.preprocess.masks import carry_mask_with_flow
 from arthoi_jax.synthetic.scene import generate_scene
 
 TRACKERS = {"lk": track_points, "dense": track_points_dense}
@@ -53,17 +56,22 @@ def main(argv=None) -> int:
     rows = []
     for obj, texture in scenes:
         b = generate_scene(SyntheticConfig(object=obj, texture=texture, num_frames=args.frames))
+        carried = carry_mask_with_flow(b.frames, b.object_masks[0])
+        iou = [(c & g).sum() / max((c | g).sum(), 1) for c, g in zip(carried, b.object_masks)]
+        rows.append({"scene": f"{obj}/{texture}", "mask_iou_mean": float(np.mean(iou)),
+                     "mask_iou_min": float(min(iou))})
+        print(f"{obj + '/' + texture:<17} flow-carried object mask IoU mean {np.mean(iou):.3f}, min {min(iou):.3f}")
         for name, fn in TRACKERS.items():
             t0 = time.perf_counter()
             tracks, vis = fn(b.frames, b.gt.tracks[0])
             row = {"scene": f"{obj}/{texture}", "tracker": name, "points": int(b.gt.tracks.shape[1]),
                    **score(tracks, vis, b.gt.tracks, b.gt.visibility), "seconds": time.perf_counter() - t0}
             rows.append(row)
-            print(f"{row['scene']:<16} {name:<6} EPE median {row['epe_median']:6.3f} px  p90 {row['epe_p90']:6.2f} px"
+            print(f"{row['scene']:<17} {name:<6} EPE median {row['epe_median']:6.3f} px  p90 {row['epe_p90']:6.2f} px"
                   f"  vis acc {row['vis_acc']:.3f}  kept {row['kept']:.3f}  {row['seconds']:5.1f} s", flush=True)
     print("\nmedian over textured scenes:")
     for name in TRACKERS:
-        sel = [r for r in rows if r["tracker"] == name and r["scene"].endswith("/textured")]
+        sel = [r for r in rows if r.get("tracker") == name and r["scene"].endswith("/textured")]
         if sel:
             print(f"  {name:<6} EPE {np.median([r['epe_median'] for r in sel]):.3f} px, "
                   f"vis acc {np.median([r['vis_acc'] for r in sel]):.3f}")

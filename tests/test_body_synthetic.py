@@ -105,7 +105,7 @@ def test_first_betas_change_stature_and_girth(model):
 
     assert np.ptp(verts(0, 2.0)[:, 1]) - np.ptp(verts(0, -2.0)[:, 1]) > 0.2  # ~6 cm per unit beta
     waist = np.abs(model.v_template[:, 1] + 0.2) < 0.02
-    girth = lambda v: np.abs(v[np.asarray(waist), 0]).max()  # noqa: E731
+    girth = lambda v: np.abs(v[np.asarray(waist), 0]).max()
     assert girth(verts(1, 2.0)) - girth(verts(1, -2.0)) > 0.05
 
 

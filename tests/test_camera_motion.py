@@ -17,10 +17,10 @@ from scipy.spatial.transform import Rotation
 
 from arthoi_jax.preprocess.camera_motion import (
     background_mask,
+    camera_motion_from_video,
     drop_foreground,
     estimate_camera_motion,
     sample_depth,
-    track_background,
 )
 
 
@@ -79,7 +79,10 @@ def test_pure_rotation_is_detected_and_recovered():
     assert set(cm.method[1:]) == {"rotation"}
     assert rotation_errors_deg(cm.T_cam_world, poses).max() <= 0.5
     assert np.abs(cm.T_cam_world[:, :3, 3]).max() <= 0.01
-    # the homography of a rotation is K R K^-1: it carries frame-0 pixels onto frame t
+    only = estimate_camera_motion(tracks, vis, K_SMALL, depth, model="rotation")  # no BA: a little less exact
+    assert rotation_errors_deg(only.T_cam_world, poses).max() <= 0.5
+    assert set(only.method[1:]) == {"rotation"} and (only.parallax_px == 0).all()
+    # the background homography of a rotation is K R K^-1: it carries frame-0 pixels onto frame t
     x0 = tracks[0, :5]
     p = np.c_[x0, np.ones(5)] @ cm.homographies[3].T
     R = poses[3, :3, :3]
@@ -158,12 +161,11 @@ def test_rendered_room_lk_tracks_recover_moving_camera():
         human[t, 30:120, 20 + 10 * t:60 + 10 * t] = True
     obj = np.zeros_like(human)
     obj[:, 90:140, 120:180] = True
-    tracks, vis = track_background(frames, human, obj, step_px=6)
+    cm, tracks, vis = camera_motion_from_video(frames, human, obj, K, depth0, step_px=6)
     for t in range(T):  # no visible track lies on the moving person
         ij = np.floor(tracks[t, vis[t]][:, ::-1]).astype(int)
         assert not human[t][ij[:, 0], ij[:, 1]].any()
     assert vis[-1].sum() >= 100
-    cm = estimate_camera_motion(tracks, vis, K, sample_depth(depth0, tracks[0]))
     err = rotation_errors_deg(cm.T_cam_world, poses)
     assert err.max() <= 0.5, err
     assert np.abs(cm.T_cam_world[:, :3, 3] - poses[:, :3, 3]).max() <= 0.03

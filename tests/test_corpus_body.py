@@ -172,7 +172,7 @@ def test_body_rejects_missing_model_path(tmp_path):
 
 def test_body_rejects_bundle_params_with_another_hand_mean(model):
     T = 1
-    z = lambda *s: np.zeros((T,) + s, np.float32)  # noqa: E731
+    z = lambda *s: np.zeros((T,) + s, np.float32)
     sp = SmplxParams(betas=np.zeros(10, np.float32), global_orient=z(3), body_pose=z(21, 3), transl=z(3),
                      left_hand_pose=z(15, 3), right_hand_pose=z(15, 3), jaw_pose=z(3), expression=z(10),
                      flat_hand_mean=False)  # fmt: skip

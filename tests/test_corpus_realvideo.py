@@ -15,7 +15,6 @@ from arthoi_jax.preprocess.camera_motion import estimate_camera_motion, track_ba
 from arthoi_jax.preprocess.foot_contact import foot_contact_from_landmarks
 from arthoi_jax.preprocess.mediapipe_human import _assign_hands, perceive_human
 
-
 # --- human perception ------------------------------------------------------------------------------------------
 
 def test_mediapipe_missing_package_names_the_pin(monkeypatch):
@@ -65,8 +64,8 @@ def _hand_result(hands):
 
 
 def _empty_out(T=1):
-    return dict(body_found=np.zeros(T, bool), body_landmarks=np.zeros((T, 33, 2), np.float32),
-                hand_keypoints=np.zeros((T, 2, 21, 2), np.float32), hand_conf=np.zeros((T, 2, 21), np.float32))
+    return {"body_found": np.zeros(T, bool), "body_landmarks": np.zeros((T, 33, 2), np.float32),
+            "hand_keypoints": np.zeros((T, 2, 21, 2), np.float32), "hand_conf": np.zeros((T, 2, 21), np.float32)}
 
 
 def test_hand_labels_are_unmirrored_without_a_body():
@@ -150,6 +149,21 @@ def test_camera_motion_rejects_mismatched_depth():
     tracks, vis, depth = _static_tracks()
     with pytest.raises(InputError, match=r"point_depth \[N=60\], got \[3, 3\] and \[59\]"):
         estimate_camera_motion(tracks, vis, K, depth[:59])
+
+
+def test_camera_motion_rejects_a_visible_nan_track():
+    tracks, vis, depth = _static_tracks()
+    tracks[3, 7] = np.nan
+    with pytest.raises(InputError, match=r"visible track 7 at frame 3 is not finite \(\[nan, nan\]\)"):
+        estimate_camera_motion(tracks, vis, K, depth)
+    vis[3, 7] = False  # the same track marked invisible is simply not used
+    assert estimate_camera_motion(tracks, vis, K, depth).num_inliers[3] == 59
+
+
+def test_camera_motion_rejects_an_unknown_model():
+    tracks, vis, depth = _static_tracks()
+    with pytest.raises(InputError, match="model must be 'auto' or 'rotation', got 'homography'"):
+        estimate_camera_motion(tracks, vis, K, depth, model="homography")
 
 
 def test_masks_covering_the_whole_frame_leave_nothing_to_track():

@@ -1,14 +1,25 @@
 """The real MediaPipe models (weights inside the mediapipe 0.10.14 wheel) on frames of the shared real clips."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from arthoi_jax.io.bundle import FOOT_CONTACT_JOINTS
+from arthoi_jax.io.bundle import FOOT_CONTACT_JOINTS, validate_bundle
 from arthoi_jax.io.video import read_video
-from arthoi_jax.preprocess.foot_contact import body_height_px, foot_contact_from_landmarks
-from arthoi_jax.preprocess.mediapipe_human import BODY_LANDMARKS, LEFT_WRIST, RIGHT_WRIST, perceive_human
+from arthoi_jax.preprocess.foot_contact import (
+    body_height_px,
+    foot_contact_from_landmarks,
+)
+from arthoi_jax.preprocess.mediapipe_human import (
+    BODY_LANDMARKS,
+    LEFT_WRIST,
+    RIGHT_WRIST,
+    bundle_fields,
+    perceive_human,
+)
+from tests.factories import tiny_bundle
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 needs_clips = pytest.mark.skipif(not (REAL / "truck_kling.mp4").is_file(),
@@ -74,6 +85,17 @@ def test_hands_assigned_to_the_nearer_body_wrist(bicycle):
         other = p.body_landmarks[t, [RIGHT_WRIST, LEFT_WRIST][side]]
         assert np.linalg.norm(wrist - own) <= np.linalg.norm(wrist - other)
     assert (p.hand_keypoints[~found] == 0).all() and (p.hand_conf[~found] == 0).all()
+
+
+@needs_clips
+def test_results_fill_a_valid_bundle(bicycle):
+    v, p = bicycle
+    T, H, W, _ = v.frames.shape
+    base = tiny_bundle(T=T, H=H, W=W, optional=False)
+    contact = foot_contact_from_landmarks(p.body_landmarks, p.body_conf, p.body_found, v.fps)
+    b = dataclasses.replace(base, frames=v.frames, foot_contact=contact, **bundle_fields(p))
+    validate_bundle(b)
+    assert b.human_masks.any() and b.hand_keypoint_conf.max() > 0
 
 
 @needs_clips

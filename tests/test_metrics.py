@@ -6,8 +6,16 @@ from scipy.spatial.transform import Rotation
 
 from arthoi_jax.articulation import fit_joint
 from arthoi_jax.io.bundle import GroundTruth
-from arthoi_jax.metrics import (articulation_report, axis_error_deg, mask_iou, match_parts,
-                                part_articulation_metrics, point_line_distance, rotation_errors_deg, summary)
+from arthoi_jax.metrics import (
+    articulation_report,
+    axis_error_deg,
+    mask_iou,
+    match_parts,
+    part_articulation_metrics,
+    point_line_distance,
+    rotation_errors_deg,
+    summary,
+)
 
 
 def test_rotation_error_is_the_geodesic_angle():
@@ -59,7 +67,7 @@ def _door(T=8):
 
 
 def test_part_metrics_zero_for_exact_and_known_for_offset():
-    axis, pivot, poses = _door()
+    _, _, poses = _door()
     m = part_articulation_metrics(poses, poses)
     assert m["rotation_error_deg"]["max"] == pytest.approx(0.0, abs=1e-5)
     off = poses.copy()

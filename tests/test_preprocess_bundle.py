@@ -12,7 +12,7 @@ from arthoi_jax.errors import ConfigError
 from arthoi_jax.io.bundle import load_bundle
 from arthoi_jax.preprocess.depth import scale_relative
 from arthoi_jax.preprocess.hands import HAND_JOINT_INDEX, project_hand_joints, rescale_hand_keypoints
-from arthoi_jax.preprocess.masks import carry_mask_with_flow, masks_with_sam
+from arthoi_jax.preprocess.masks import carry_mask_with_flow, fill_small_holes, masks_with_sam
 from arthoi_jax.preprocess.sam import SamAdapter, tiny_sam
 from arthoi_jax.preprocess.video_to_bundle import SideInputs, intrinsics, resolve, video_to_bundle
 
@@ -41,6 +41,15 @@ def test_flow_carries_mask_with_the_object():
     # smooth flow, so the mask lags there (measured IoU 0.94 after one frame, 0.67 after five).
     assert [np.nonzero(m)[1].max() for m in carried] == [29 + 2 * t for t in range(6)]
     assert iou(carried[1], masks[1]) > 0.9 and min(iou(carried[t], masks[t]) for t in range(6)) > 0.6
+
+
+def test_small_holes_filled_large_ones_and_border_gaps_kept():
+    mask = np.ones((40, 40), bool)
+    mask[5:7, 5:7] = False  # 4 px hole: flow failure, filled
+    mask[15:30, 15:30] = False  # 225 px hole (19% of the mask): a real opening, kept
+    mask[0:3, 30:40] = False  # touches the border: background, kept
+    out = fill_small_holes(mask, max_fraction=0.05)
+    assert out[5:7, 5:7].all() and not out[15:30, 15:30].any() and not out[0:3, 30:40].any()
 
 
 def test_sam_carry_prompts_with_tracked_points(monkeypatch):
@@ -186,3 +195,42 @@ def test_synthetic_scene_retracked_when_tracker_is_not_gt(tmp_path):
     pipeline.run(tmp_path / "cfg.yaml", stage="preprocess", out=run_dir, overrides=["preprocess.tracker=gt"],
                  overwrite=True)
     assert not (run_dir / "preprocess" / "bundle").exists()
+
+
+def test_sam_masks_exported_into_a_saved_bundle(tmp_path):
+    """masks: sam with the real adapter code path (tiny random SAM): frame 0 from the configured box and points,
+    later frames from tracked-point prompts; the bundle validates, saves and loads back bit-exact."""
+    from arthoi_jax.io.bundle import save_bundle
+
+    frames, _ = moving_square(T=3)
+    sam = SamAdapter(tiny_sam(seed=0), device="cpu")
+    calls = []
+    predict = sam.predict
+    sam.predict = lambda *a: calls.append(a[1:]) or predict(*a)
+    cfg = PreprocessConfig(masks="sam", sam_checkpoint="unused.pth", object_box=(8.0, 12.0, 34.0, 36.0),
+                           object_points=((20.5, 24.5),), human_points=((50.5, 10.5),), grid_step_px=4)
+    b = video_to_bundle(frames, 10.0, (48, 64), cfg, sam=sam)
+    assert b.object_masks.shape == (3, 48, 64) and b.object_masks.dtype == bool and b.object_masks[0].any()
+    np.testing.assert_array_equal(calls[0][0], [[20.5, 24.5]])  # frame 0: the configured prompts
+    assert calls[0][2] == (8.0, 12.0, 34.0, 36.0)
+    np.testing.assert_array_equal(calls[1][0], [[50.5, 10.5]])  # then the human's, the object point negative
+    np.testing.assert_array_equal(calls[1][1], [[20.5, 24.5]])
+    assert len(calls) >= 3  # plus one call per later frame with a visible tracked prompt
+    loaded = load_bundle(save_bundle(b, tmp_path / "b"))
+    np.testing.assert_array_equal(loaded.object_masks, b.object_masks)
+    np.testing.assert_array_equal(loaded.human_masks, b.human_masks)
+
+
+def test_hand_keypoint_files_json_and_npz_read_alike(tmp_path):
+    import json
+
+    from arthoi_jax.io.preprocess_inputs import read_hand_keypoints
+
+    kp = np.random.default_rng(0).uniform(0, 50, (3, 2, 21, 2))
+    conf = np.random.default_rng(1).uniform(0, 1, (3, 2, 21))
+    (tmp_path / "h.json").write_text(json.dumps({"keypoints": kp.tolist(), "confidence": conf.tolist()}))
+    np.savez(tmp_path / "h.npz", keypoints=kp, confidence=conf)
+    for name in ("h.json", "h.npz"):
+        k, c = read_hand_keypoints(tmp_path / name)
+        np.testing.assert_allclose(k, kp)
+        np.testing.assert_allclose(c, conf)

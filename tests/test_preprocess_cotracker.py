@@ -70,3 +70,39 @@ def test_long_video_not_padded_and_queries_checked():
         CoTrackerAdapter(fake, device="cpu").track(frames(), np.array([[70.0, 1.0]]))
     with pytest.raises(InputError, match="need at least 2 frames"):
         CoTrackerAdapter(fake, device="cpu").track(frames(T=1), np.array([[1.5, 1.5]]))
+
+
+@pytest.fixture()
+def fake_cotracker_package(monkeypatch):
+    """A stand-in `cotracker.predictor` module: its CoTrackerPredictor builds a small model from
+    (offline, window_len), as the real one builds CoTrackerThreeOffline, so from_checkpoint's loading runs."""
+    import sys
+    import types
+
+    class Predictor(FakePredictor):
+        def __init__(self, checkpoint=None, offline=True, v2=False, window_len=60):
+            assert checkpoint is None and offline and not v2  # weights are loaded by the adapter, not here
+            super().__init__(window_len=window_len)
+            self.model.fnet = torch.nn.Conv2d(3, 4, 3)
+
+    package, module = types.ModuleType("cotracker"), types.ModuleType("cotracker.predictor")
+    module.CoTrackerPredictor = Predictor
+    monkeypatch.setitem(sys.modules, "cotracker", package)
+    monkeypatch.setitem(sys.modules, "cotracker.predictor", module)
+    return Predictor
+
+
+def test_from_checkpoint_loads_weights_and_rejects_others(fake_cotracker_package, tmp_path):
+    from arthoi_jax.errors import ModelFileError
+
+    reference = fake_cotracker_package()
+    torch.nn.init.constant_(reference.model.fnet.weight, 0.25)
+    torch.save({"model": reference.model.state_dict()}, tmp_path / "scaled_offline.pth")
+    adapter = CoTrackerAdapter.from_checkpoint(tmp_path / "scaled_offline.pth", device="cpu")
+    assert torch.all(adapter.predictor.model.fnet.weight == 0.25)
+    assert adapter.predictor.model.window_len == 60
+    torch.save({"other.weight": torch.zeros(2)}, tmp_path / "wrong.pth")
+    with pytest.raises(ModelFileError, match=r"wrong\.pth: weights do not fit the CoTracker3 offline model"):
+        CoTrackerAdapter.from_checkpoint(tmp_path / "wrong.pth", device="cpu")
+    with pytest.raises(ModelFileError, match=r"missing\.pth: CoTracker3 checkpoint not found"):
+        CoTrackerAdapter.from_checkpoint(tmp_path / "missing.pth", device="cpu")

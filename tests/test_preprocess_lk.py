@@ -75,6 +75,7 @@ def test_grid_queries_inside_mask_centres_and_cap():
     assert len(capped) == 10 and mask[capped[:, 1].astype(int), capped[:, 0].astype(int)].all()
     eroded = grid_queries(mask, 1, erode_px=2)
     assert eroded[:, 0].min() >= 8.5 and eroded[:, 1].max() <= 9.5
+    assert grid_queries(np.zeros((20, 30), bool), 4, allow_empty=True).shape == (0, 2)
 
 
 def test_dense_flow_recovers_translation():

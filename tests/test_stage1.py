@@ -71,7 +71,7 @@ def test_eq4_blends_means_by_weight_and_turns_orientations_with_the_dominant_par
 def test_steps_compile_once_across_chunks_and_frames(door):
     b, seg = door
     scene = stage1.build_scene(seg, b.K, b.image_size, CFG, 0.05)
-    run = lambda state, t: stage1.run_steps_jit(state, scene, _frame(b, seg, scene, t), cfg=CFG,  # noqa: E731
+    run = lambda state, t: stage1.run_steps_jit(state, scene, _frame(b, seg, scene, t), cfg=CFG,
                                                 render_cfg=RENDER, num_steps=CFG.steps_per_chunk)
     state, losses = run(stage1.init_state(CFG, seg.num_parts), 1)
     compiled = stage1.run_steps_jit._cache_size()
@@ -91,8 +91,8 @@ def test_vmap_over_two_scenes_matches_running_them_one_by_one(door):
         frames.append(_frame(b, seg, sc, 3))
     assert jax.tree.map(jnp.shape, scenes[0]) == jax.tree.map(jnp.shape, scenes[1])  # same padded shapes
     state = stage1.init_state(CFG, 1)
-    run = lambda s, sc, fr: stage1.run_steps(s, sc, fr, CFG, RENDER, CFG.steps_per_chunk)  # noqa: E731
-    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)  # noqa: E731
+    run = lambda s, sc, fr: stage1.run_steps(s, sc, fr, CFG, RENDER, CFG.steps_per_chunk)
+    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)
     batched, batched_losses = jax.jit(jax.vmap(run))(stack([state, state]), stack(scenes), stack(frames))
     for i in range(2):
         single, single_losses = stage1.run_steps_jit(state, scenes[i], frames[i], cfg=CFG, render_cfg=RENDER,

@@ -28,7 +28,7 @@ def test_tracking_loss_gradient_matches_finite_differences():
         pts = jnp.array([[0.1, 0.05, 2.0], [0.2, -0.1, 2.5]], jnp.float64)
         uv = jnp.array([[40.0, 20.0], [35.0, 22.0]], jnp.float64)
         Kd = K.astype(jnp.float64)
-        f = lambda p: losses.tracking_loss(p, Kd, uv, jnp.ones(2))  # noqa: E731
+        f = lambda p: losses.tracking_loss(p, Kd, uv, jnp.ones(2))
         g = jax.grad(f)(pts)
         eps = 1e-6
         for i in range(2):

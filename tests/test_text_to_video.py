@@ -2,7 +2,7 @@
 
 The pipeline is diffusers' TextToVideoSDPipeline (UNet3D + VAE + CLIP text encoder) with a few channels, so the
 checks are of wiring: the folder loads offline, the prompt and seed reach the model, and the frames come back at
-the requested count, size and frame rate.
+the requested count, size and frame rate. The image-to-video path is checked with a recording stand-in.
 """
 
 import json
@@ -10,7 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from arthoi_jax.preprocess.text_to_video import generate_video, load_video_pipeline, text_to_video
+from arthoi_jax.errors import InputError
+from arthoi_jax.preprocess.text_to_video import (
+    generate_video,
+    load_video_pipeline,
+    text_to_video,
+)
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers", reason="text-to-video needs diffusers (requirements.txt)")
@@ -19,7 +24,12 @@ transformers = pytest.importorskip("transformers", reason="the tiny pipeline's t
 
 def save_tiny_pipeline(folder):
     """A TextToVideoSDPipeline with random weights, written with save_pretrained to `folder`."""
-    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        TextToVideoSDPipeline,
+        UNet3DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -64,7 +74,7 @@ def pipe(tiny_dir, one_thread):
     return load_video_pipeline(tiny_dir, device="cpu")
 
 
-ARGS = dict(num_frames=5, height=32, width=48, fps=8.0, num_inference_steps=2)
+ARGS = {"num_frames": 5, "height": 32, "width": 48, "fps": 8.0, "num_inference_steps": 2}
 
 
 def test_loads_offline_and_makes_the_requested_video(tiny_dir, one_thread):
@@ -88,3 +98,33 @@ def test_prompt_and_seed_reach_the_model(pipe):
 def test_other_frame_counts_and_sizes(pipe):
     v = generate_video(pipe, "a door", num_frames=3, height=16, width=24, fps=24.0, num_inference_steps=1)
     assert v.frames.shape == (3, 16, 24, 3) and v.fps == 24.0
+
+
+class RecordingImageToVideo:
+    """Stands in for an image-to-video pipeline (SVD's call signature: no prompt, fps as conditioning) and records
+    what the adapter passes; returns frames whose values encode the frame index."""
+
+    vae_scale_factor = 8
+
+    def __call__(self, image, num_frames, height, width, fps, num_inference_steps, generator, output_type):
+        self.kwargs = {"image": image, "num_frames": num_frames, "height": height, "width": width, "fps": fps,
+                           "num_inference_steps": num_inference_steps, "generator": generator, "output_type": output_type}
+        ramp = np.arange(num_frames, dtype=np.float32)[:, None, None, None] / (num_frames - 1)
+        return type("Out", (), {"frames": np.broadcast_to(ramp, (1, num_frames, height, width, 3)).copy()})()
+
+
+def test_image_to_video_wiring():
+    pipe = RecordingImageToVideo()
+    first = np.zeros((20, 30, 3), np.uint8)
+    first[:, :, 0] = 200
+    v = generate_video(pipe, "", image=first, num_frames=4, height=16, width=24, fps=7.0, num_inference_steps=3)
+    k = pipe.kwargs
+    assert k["image"].size == (30, 20) and k["image"].getpixel((0, 0)) == (200, 0, 0)  # PIL RGB, as given
+    assert (k["num_frames"], k["height"], k["width"], k["fps"], k["output_type"]) == (4, 16, 24, 7, "np")
+    assert v.frames.shape == (4, 16, 24, 3) and v.fps == 7.0
+    np.testing.assert_array_equal(v.frames[:, 0, 0, 0], [0, 85, 170, 255])  # [0, 1] floats -> uint8, rounded
+
+
+def test_image_to_video_without_an_image_is_refused():
+    with pytest.raises(InputError, match="RecordingImageToVideo is an image-to-video pipeline; give the first frame"):
+        generate_video(RecordingImageToVideo(), "a door", num_frames=4, height=16, width=24, fps=7.0)

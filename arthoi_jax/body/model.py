@@ -6,7 +6,8 @@ what smplx silently accepts: more betas or expression coefficients than the file
 beyond the file's, or pose arrays of the wrong shape.
 
 `forward(model, params)` poses one body; `forward_sequence(model, params)` vmaps it over frames that share
-`betas`. Outputs are in the model frame (SMPL-X files: y up) moved by `transl`; joints are the set smplx
+`betas`. Pass the model to jitted functions as an argument (it is a pytree); closed over, its arrays become
+constants that XLA folds at length. Outputs are in the model frame (SMPL-X files: y up) moved by `transl`; joints are the set smplx
 returns (`joint_names.output_joint_names`): 55 skeleton joints, 21 vertex keypoints, 51 face landmarks and,
 with `use_face_contour`, 17 contour landmarks.
 """
@@ -14,7 +15,7 @@ with `use_face_contour`, 17 contour landmarks.
 from __future__ import annotations
 
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -86,7 +87,7 @@ class BodyModel:
         use_face_contour: bool = False,
         gender: str = "neutral",
         source: str = "model arrays",
-    ) -> "BodyModel":
+    ) -> BodyModel:
         """Builds the model from an SMPL-X file's arrays (official key names; see `REQUIRED_KEYS`).
 
         `source` names the file in error messages. PCA hands only with `use_pca=True` (smplx's default is PCA
@@ -221,10 +222,10 @@ class BodyParams:
     transl: jnp.ndarray  # [3] metres, added after posing
 
     @staticmethod
-    def zeros(model: BodyModel, num_frames: int | None = None) -> "BodyParams":
+    def zeros(model: BodyModel, num_frames: int | None = None) -> BodyParams:
         """The rest pose; with `num_frames`, every field but betas gets a leading [T] axis."""
         lead = () if num_frames is None else (num_frames,)
-        z = lambda *s: jnp.zeros(lead + s, jnp.float32)  # noqa: E731
+        z = lambda *s: jnp.zeros(lead + s, jnp.float32)
         return BodyParams(
             betas=jnp.zeros((model.num_betas,), jnp.float32), expression=z(model.num_expression),
             global_orient=z(3), body_pose=z(jn.NUM_BODY_JOINTS, 3), jaw_pose=z(3), leye_pose=z(3), reye_pose=z(3),
@@ -376,7 +377,7 @@ def params_from_smplx(model: BodyModel, p) -> BodyParams:
                            jnp.float32)  # fmt: skip
 
     z = jnp.zeros((T, 3), jnp.float32)
-    f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    f = lambda x: jnp.asarray(x, jnp.float32)
     return BodyParams(
         betas=pad("betas", np.asarray(p.betas), model.num_betas),
         expression=pad("expression", np.asarray(p.expression), model.num_expression),

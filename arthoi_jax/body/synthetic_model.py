@@ -8,10 +8,12 @@
   +x, 1.72 m tall with the soles at y = -1.28 m (the scale and frame of the real template).
 * Mesh: closed tubes with elliptic cross-sections and rounded caps along each limb chain (torso, neck+head,
   legs, feet, arms, palms, 5 fingers per hand) plus eyes, nose and ears; components overlap, they are not
-  stitched. About 10k vertices like SMPL-X's 10,475 (smplx reads 21 keypoints off fixed vertex ids up to
-  9929, so there must be more than 9929, and the vertices nearest the nose, eyes, ears, toes, heels and finger tips are moved to exactly those ids).
+  stitched. 10,980 vertices and 21,860 faces (SMPL-X: 10,475 and 20,908). smplx reads 21 keypoints off
+  fixed vertex ids up to 9929, so the vertices nearest the nose, eyes, ears, toes, heels and finger tips are
+  moved to exactly those ids.
 * Skinning: each tube vertex belongs to the joint owning its stretch of the chain, blended smoothly (a
-  Hann-window average of the owner label over ±3 cm along the tube, ±1 cm on fingers) into the neighbours.
+  Hann-window average of the owner label over ±3 cm along the tube, ±1 cm on fingers) into the neighbours;
+  the chin and lower face follow the jaw.
 * `J_regressor`: per joint, an affine combination of the nearest vertices of its region (rows sum to 1),
   corrected so that `J_regressor @ v_template` is exactly the designed joint.
 * Shape blend shapes (10): stature, girth, leg length, shoulder width, belly, arm length, head size, hip
@@ -115,7 +117,6 @@ class _Tube:
 class _Part:
     verts: np.ndarray  # [n, 3]
     faces: np.ndarray  # [m, 3]
-    s: np.ndarray  # [n] arc length of each vertex's ring along the tube, clamped to [0, L]
     centers: np.ndarray  # [n, 3] axis point of each vertex's ring
     weights: dict  # joint name -> [n] skinning weight
     name: str
@@ -145,7 +146,6 @@ def _build_tube(t: _Tube) -> _Part:
     phi = 2 * np.pi * np.arange(t.around) / t.around
     cos, sin = np.cos(phi), np.sin(phi)
 
-    rings_c, rings_a, rings_b, rings_s, rings_off = [], [], [], [], []
     ncap = 4
     for end in (0, 1):
         i = 0 if end == 0 else n - 1
@@ -211,7 +211,7 @@ def _build_tube(t: _Tube) -> _Part:
         wgt = ((labels == nm) * hann).sum(1) / hann.sum()
         if wgt.max() > 0:
             weights[nm] = wgt
-    return _Part(verts, faces, vs, vc, weights, t.name)
+    return _Part(verts, faces, vc, weights, t.name)
 
 
 def _signed_volume(v, f):
@@ -247,7 +247,7 @@ def _left_tubes(J: dict) -> list[_Tube]:
               ["left_wrist", None, None],
               z_ax, 0.014, 20, start_joint="left_elbow", blend=0.015, cap=(0.8, 0.6)),
     ]  # fmt: skip
-    for name, (z, lengths, thick) in _FINGERS.items():
+    for name, (_, lengths, thick) in _FINGERS.items():
         pts = [J[f"left_{name}1"] - [0.012, 0, 0]] + [J[f"left_{name}{i}"] for i in (1, 2, 3)]
         pts.append(J[f"left_{name}3"] + [lengths[3], 0, 0])
         rad = [(thick, thick * 0.9)] * 3 + [(thick * 0.92, thick * 0.8), (thick * 0.8, thick * 0.7)]
@@ -296,7 +296,7 @@ def _midline_tubes(J: dict) -> list[_Tube]:
     ]  # fmt: skip
 
 
-def _assemble() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _assemble() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mesh, skinning weights [V, 55], ring axis points, and per-vertex part names of the unordered mesh."""
     J = {name: p for name, p in zip(jn.SKELETON, rest_joints())}
     tubes = _midline_tubes(J) + _left_tubes(J)
@@ -321,7 +321,7 @@ def _assemble() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
         part_of += [p.name] * len(p.verts)
         offset += len(p.verts)
     return (np.concatenate(verts), np.concatenate(faces), np.concatenate(weights), np.concatenate(centers),
-            np.array(part_of), [p.name for p in parts])
+            np.array(part_of))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def _keypoint_target(name: str, skeleton: dict) -> np.ndarray:
     sgn = 1.0 if side == "left" else -1.0
     if finger == "thumb":
         return np.array(_THUMB[3]) * [sgn, 1, 1] + [sgn * 0.012, 0, 0.004]
-    z, lengths, _ = _FINGERS[finger]
+    _, lengths, _ = _FINGERS[finger]
     return skeleton[f"{side}_{finger}3"] + [sgn * (lengths[3] + 0.01), 0, 0]
 
 
@@ -544,7 +544,7 @@ def license_free_smplx_arrays() -> dict[str, np.ndarray]:
       dynamic_lmk_faces_idx [79, 17] int64, dynamic_lmk_bary_coords [79, 17, 3].
     Deterministic: the same arrays on every call.
     """
-    v, f, w, centers, part, _ = _assemble()
+    v, f, w, centers, part = _assemble()
     joints = rest_joints()
     skeleton = dict(zip(jn.SKELETON, joints))
     if len(v) <= max(jn.EXTRA_VERTEX_IDS):

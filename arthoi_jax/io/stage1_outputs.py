@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def _load_npz(path: Path, what: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except Exception as e:  # zip/format errors all mean a corrupt file
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # all mean a corrupt file
         raise BundleError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
 
 

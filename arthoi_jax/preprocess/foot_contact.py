@@ -24,8 +24,6 @@ neighbour frames both lack the landmark.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from arthoi_jax.errors import InputError
@@ -53,8 +51,8 @@ def body_height_px(landmarks: np.ndarray, conf: np.ndarray, found: np.ndarray, m
 
 def foot_contact_from_landmarks(landmarks: np.ndarray, conf: np.ndarray, found: np.ndarray, fps: float, *,
                                 max_speed: float = 0.15, min_conf: float = 0.5,
-                                background_tracks: Optional[np.ndarray] = None,
-                                background_visibility: Optional[np.ndarray] = None,
+                                background_tracks: np.ndarray | None = None,
+                                background_visibility: np.ndarray | None = None,
                                 neighbours: int = 8) -> np.ndarray:
     """Foot-contact labels.
 

@@ -90,14 +90,15 @@ def track_points(frames: np.ndarray, queries: np.ndarray, *, window_px: int = 21
 
 
 def grid_queries(mask: np.ndarray, step_px: int, *, max_points: Optional[int] = None,
-                 erode_px: int = 0) -> np.ndarray:
+                 erode_px: int = 0, allow_empty: bool = False) -> np.ndarray:
     """Pixel centres on a regular grid inside a mask: [N, 2] float32 (x, y), row-major order.
 
     Args:
       mask: [H, W] bool; step_px: grid spacing; max_points: keep this many, evenly spread, when there are more;
       erode_px: first shrink the mask by this many pixels, so points avoid its boundary (mixed pixels track badly).
+      allow_empty: return [0, 2] instead of raising when no grid point falls inside the mask.
     Raises:
-      InputError: no grid point falls inside the (eroded) mask.
+      InputError: no grid point falls inside the (eroded) mask and `allow_empty` is False.
     """
     mask = np.asarray(mask, bool)
     if mask.ndim != 2:
@@ -109,6 +110,8 @@ def grid_queries(mask: np.ndarray, step_px: int, *, max_points: Optional[int] = 
     off = step_px // 2
     ys, xs = np.mgrid[off:mask.shape[0]:step_px, off:mask.shape[1]:step_px]
     keep = mask[ys, xs]
+    if not keep.any() and allow_empty:
+        return np.zeros((0, 2), np.float32)
     if not keep.any():
         raise InputError(f"mask: no grid point with step {step_px} px falls inside the mask "
                          f"({int(mask.sum())} pixels); lower preprocess.grid_step_px or check the mask")

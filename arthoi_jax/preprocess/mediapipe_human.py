@@ -118,13 +118,13 @@ def perceive_human(frames: np.ndarray, *, mask_source: Literal["pose", "selfie"]
         raise InputError(f"model_complexity: expected 0, 1 or 2, got {model_complexity!r}")
     mp = import_mediapipe()
     T, H, W, _ = frames.shape
-    out = dict(
-        person_mask=np.zeros((T, H, W), bool), body_found=np.zeros(T, bool),
-        body_landmarks=np.zeros((T, 33, 2), np.float32), body_conf=np.zeros((T, 33), np.float32),
-        body_world=np.zeros((T, 33, 3), np.float32),
-        hand_keypoints=np.zeros((T, 2, NUM_HAND_LANDMARKS, 2), np.float32),
-        hand_conf=np.zeros((T, 2, NUM_HAND_LANDMARKS), np.float32),
-    )
+    out = {
+        "person_mask": np.zeros((T, H, W), bool), "body_found": np.zeros(T, bool),
+        "body_landmarks": np.zeros((T, 33, 2), np.float32), "body_conf": np.zeros((T, 33), np.float32),
+        "body_world": np.zeros((T, 33, 3), np.float32),
+        "hand_keypoints": np.zeros((T, 2, NUM_HAND_LANDMARKS, 2), np.float32),
+        "hand_conf": np.zeros((T, 2, NUM_HAND_LANDMARKS), np.float32),
+    }
     scale = np.array([W, H], np.float32)
     with warnings.catch_warnings():
         # mediapipe 0.10.14 calls a protobuf API that protobuf 4 marks deprecated; nothing for our users to act on
@@ -147,6 +147,14 @@ def perceive_human(frames: np.ndarray, *, mask_source: Literal["pose", "selfie"]
     log.info("mediapipe: body in %d/%d frames, left hand in %d, right hand in %d", out["body_found"].sum(), T,
              (out["hand_conf"][:, 0].max(-1) > 0).sum(), (out["hand_conf"][:, 1].max(-1) > 0).sum())
     return HumanPerception(**out)
+
+
+def bundle_fields(p: HumanPerception) -> dict:
+    """The bundle fields this perception fills (`arthoi_jax.io.bundle.SceneBundle` names and dtypes):
+    human_masks [T, H, W] bool, hand_keypoints [T, 2, 21, 2] float32 (left, right), hand_keypoint_conf
+    [T, 2, 21] float32. Body landmarks have no bundle field yet (bundle v1)."""
+    return {"human_masks": p.person_mask.astype(bool), "hand_keypoints": p.hand_keypoints.astype(np.float32),
+            "hand_keypoint_conf": p.hand_conf.astype(np.float32)}
 
 
 def _process_frame(frame, t, pose, hands, selfie, out: dict, scale: np.ndarray, mask_threshold: float) -> None:

@@ -19,7 +19,6 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -107,7 +106,7 @@ def load_video_pipeline(checkpoint_dir: str | Path, *, device: str = "auto", dty
     except ImportError as e:
         raise MissingDependencyError(f"{checkpoint_dir}: loading the {index['_class_name']} needs a package that is "
                                      f"not installed ({e})") from None
-    except Exception as e:  # diffusers/safetensors/json raise many types for a broken folder; all mean the same
+    except Exception as e:  # noqa: BLE001 - diffusers/safetensors/json raise many types for a broken folder
         raise ModelFileError(f"{checkpoint_dir}: cannot load the {index['_class_name']} checkpoint "
                              f"({type(e).__name__}: {e}); the download may be incomplete or corrupt") from None
     if "num_frames" not in inspect.signature(pipe.__call__).parameters:
@@ -120,7 +119,7 @@ def load_video_pipeline(checkpoint_dir: str | Path, *, device: str = "auto", dty
 
 def generate_video(pipe, prompt: str, *, num_frames: int, height: int, width: int, fps: float,
                    num_inference_steps: int = 25, guidance_scale: float = 7.5, seed: int = 0,
-                   image: Optional[np.ndarray] = None) -> GeneratedVideo:
+                   image: np.ndarray | None = None) -> GeneratedVideo:
     """Runs a loaded video pipeline.
 
     Args:
@@ -150,10 +149,10 @@ def generate_video(pipe, prompt: str, *, num_frames: int, height: int, width: in
         raise InputError(f"height, width: {name} needs multiples of {multiple} px, got {width}x{height}")
     if not (np.isfinite(fps) and fps > 0):
         raise InputError(f"fps: expected a number > 0, got {fps!r}")
-    kwargs = dict(prompt=prompt, num_frames=int(num_frames), height=int(height), width=int(width),
-                  num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
-                  fps=int(round(fps)), output_type="np",
-                  generator=torch.Generator(device="cpu").manual_seed(int(seed)))
+    kwargs = {"prompt": prompt, "num_frames": int(num_frames), "height": int(height), "width": int(width),
+              "num_inference_steps": int(num_inference_steps), "guidance_scale": float(guidance_scale),
+              "fps": round(float(fps)), "output_type": "np",
+              "generator": torch.Generator(device="cpu").manual_seed(int(seed))}
     if image is not None:
         if "image" not in params:
             raise InputError(f"image: {name} is a text-to-video pipeline and takes no image")

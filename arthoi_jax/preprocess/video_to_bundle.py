@@ -146,7 +146,7 @@ def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], 
     obj_q = grid_queries(obj0, cfg.grid_step_px, max_points=cfg.max_tracks, erode_px=1)
     ctx_q = np.zeros((0, 2), np.float32)
     if methods["masks"] == "sam":
-        ctx_q = grid_queries(~obj0, cfg.grid_step_px * CONTEXT_GRID_FACTOR)
+        ctx_q = grid_queries(~obj0, cfg.grid_step_px * CONTEXT_GRID_FACTOR, allow_empty=True)
     queries = np.concatenate([obj_q, ctx_q])
     tracks, vis = tracker(frames, queries)
     vis = vis & _inside(tracks, H, W)

@@ -25,11 +25,16 @@ from arthoi_jax.config import RenderConfig
 from arthoi_jax.errors import InputError
 from arthoi_jax.render.composite import chunked_map, composite
 from arthoi_jax.render.project import Projection, project_gaussians
+from arthoi_jax.render.tile_composite import composite_tile
 from arthoi_jax.render.tiles import bin_gaussians, tile_grid
 from arthoi_jax.render.types import Camera, Gaussians, RenderOutput
 
-# Entries of the [pixels x Gaussians] block composited at once; bounds forward and backward memory.
+# Entries of the [pixels x Gaussians] block composited at once on the dense path; bounds its memory.
 _BLOCK_ELEMENTS = 1 << 20
+# Tiled path: Gaussians composited per step of a tile's loop, and [pixels x Gaussians] entries per step
+# across the tiles processed together (small: the loop over a group runs until its slowest tile is done).
+_TILE_CHUNK = 32
+_TILE_STEP_ELEMENTS = 1 << 15
 
 
 def render(
@@ -95,16 +100,19 @@ def _render_tiled(gaussians, camera, cfg, bg, valid) -> RenderOutput:
     grid = _pixel_centres(tiles_y * ts, tiles_x * ts, camera.K.dtype)
     pixels = grid.reshape(tiles_y, ts, tiles_x, ts, 2).transpose(0, 2, 1, 3, 4).reshape(tiles_x * tiles_y, ts * ts, 2)
 
-    def block(args):
-        px, ids, mask = args
-        return jax.vmap(
-            lambda px, ids, mask: composite(
-                px, proj.means2d[ids], proj.conics[ids], jnp.where(mask, proj.opacities[ids], 0.0),
-                proj.colors[ids], proj.depths[ids], cfg.max_alpha,
-            )
-        )(px, ids, mask)
+    chunk = min(_TILE_CHUNK, capacity)
+    slots = -(-capacity // chunk) * chunk  # capacity padded to whole chunks with empty slots
+    ids = jnp.pad(bins.ids, ((0, 0), (0, slots - capacity)))
+    mask = jnp.pad(bins.mask, ((0, 0), (0, slots - capacity)))
 
-    color, trans, depth = chunked_map(block, (pixels, bins.ids, bins.mask), max(1, _BLOCK_ELEMENTS // (ts * ts * capacity)))
+    def one_tile(px, ids, mask):
+        return composite_tile(
+            px, proj.means2d[ids], proj.conics[ids], jnp.where(mask, proj.opacities[ids], 0.0),
+            proj.colors[ids], proj.depths[ids], cfg.max_alpha, chunk,
+        )
+
+    tiles_per_step = max(1, _TILE_STEP_ELEMENTS // (ts * ts * chunk))
+    color, trans, depth = chunked_map(lambda a: jax.vmap(one_tile)(*a), (pixels, ids, mask), tiles_per_step)
 
     def untile(x):
         x = x.reshape((tiles_y, tiles_x, ts, ts) + x.shape[2:]).swapaxes(1, 2)

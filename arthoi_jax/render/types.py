@@ -29,10 +29,12 @@ class Camera:
 
 @struct.dataclass
 class RenderOutput:
+    """What `arthoi_jax.render.rasterize.render` returns (see its docstring for the compositing equations)."""
+
     rgb: jnp.ndarray  # [H, W, 3] composited colour over the background
     alpha: jnp.ndarray  # [H, W] accumulated opacity (the silhouette)
     depth: jnp.ndarray  # [H, W] expected depth (alpha-weighted z, metres; divide by alpha for surface depth)
     means2d: jnp.ndarray  # [N, 2] projected centres, pixels
     depths: jnp.ndarray  # [N] camera-frame z, metres
-    radii: jnp.ndarray  # [N] int32 3-sigma radius in pixels, 0 when culled
+    radii: jnp.ndarray  # [N] int32 larger of the x/y box half-sizes ceil(3.33 sigma) (gsplat 1.5.3), pixels, 0 when culled
     overflow: jnp.ndarray  # [] int32 Gaussian-tile pairs dropped for lack of tile capacity (0 on the dense path)

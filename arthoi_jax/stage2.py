@@ -1,0 +1,429 @@
+"""Stage II: human motion conditioned on the recovered object (Eq. 9-12, App. A), plus the joint baseline.
+
+Parameters (`Stage2Params`): per-frame body pose, global orientation and translation (SMPL-X, betas fixed to
+the initialization's) and a per-sequence human-to-scene alignment: the HMR body's vertices v are placed in the
+scene at exp(log_scale) * v + offset. Scaling about the camera centre keeps the body's projection and changes
+its depth: the monocular ambiguity Stage II resolves (the paper's "camera parameters", lr_camera).
+In "joint" mode the object's part poses (a se(3) tangent per frame and part around the closed-form initial
+poses) are optimized with the human in one stage (see `joint_opt`); in "decoupled" mode (the paper) they are
+Stage I's, fixed.
+
+Objective: L_r^h + lambda_p L_p + lambda_fs L_fs + lambda_s L_s + lambda_k L_k + lambda_c L_contact +
+lambda_pen L_pen (+ joint mode: the object's tracking loss). One jitted `step`; `run_steps` scans
+`steps_per_chunk` of them; `optimize` drives chunks with a progress bar of the loss terms.
+L_r^h renders `render_frames` random frames per step (human Gaussians composited with the object's, so the
+object occludes the body); every other term sees every frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+
+import cv2
+import jax
+import jax.numpy as jnp
+import jaxlie
+import numpy as np
+import optax
+from flax import struct
+from tqdm import tqdm
+
+from arthoi_jax import joint_opt
+from arthoi_jax import stage2_losses as L
+from arthoi_jax.body import joint_names as jn
+from arthoi_jax.body.human_gaussians import HumanGaussianTemplate, pose_gaussians, sample_surface_gaussians
+from arthoi_jax.body.model import BodyModel, BodyParams, forward, forward_sequence
+from arthoi_jax.config import RenderConfig, Stage2Config
+from arthoi_jax.errors import InputError, OptimizationError
+from arthoi_jax.render.rasterize import render
+from arthoi_jax.render.types import Camera, Gaussians
+from arthoi_jax.stage1 import Stage1Scene, move_gaussians
+
+TERMS = ("render", "prior", "foot", "smooth", "kinematic", "contact", "penetration", "object")
+HAND_JOINTS = np.array([[jn.joint_index(n) for n in (f"{s}_wrist",) + tuple(
+    x for f in ("thumb", "index", "middle", "ring", "pinky") for x in (f"{s}_{f}1", f"{s}_{f}2", f"{s}_{f}3",
+                                                                        f"{s}_{f}"))] for s in ("left", "right")])
+FOOT_JOINTS = tuple(jn.SKELETON.index(n) for n in ("left_ankle", "left_foot", "right_ankle", "right_foot"))
+MAX_FOOT_VERTICES = 256
+
+
+@struct.dataclass
+class Stage2Params:
+    body_pose: jnp.ndarray  # [T, 21, 3] axis-angle
+    global_orient: jnp.ndarray  # [T, 3] axis-angle
+    transl: jnp.ndarray  # [T, 3] metres
+    log_scale: jnp.ndarray  # [] human-to-scene scale about the camera centre (log)
+    offset: jnp.ndarray  # [3] metres, human-to-scene translation
+    object_delta: jnp.ndarray  # [T, P, 6] se(3) tangent (v, omega) around the data's object poses (joint mode)
+
+
+@struct.dataclass
+class Stage2Data:
+    """Everything Stage II holds fixed (T frames, h x w render size, P parts, G object Gaussians)."""
+
+    model: BodyModel
+    init: BodyParams  # [T] the HMR initialization (betas, hands, face and the L_p targets)
+    template: HumanGaussianTemplate  # human Gaussians on the body surface
+    images: jnp.ndarray  # [T, h, w, 3] in [0, 1]
+    human_masks: jnp.ndarray  # [T, h, w] in [0, 1]
+    K_render: jnp.ndarray  # [3, 3]
+    obj: Stage1Scene  # object Gaussians and their parts (Stage I)
+    object_poses: jnp.ndarray  # [T, P, 4, 4] part poses (Stage I's, or the closed-form init in joint mode)
+    object_colors: jnp.ndarray  # [G, 4] rgb + 0 (the fourth channel marks human coverage)
+    surface_idx: jnp.ndarray  # [S] int32 object Gaussians used as surface points
+    surface_normals0: jnp.ndarray  # [S, 3] their outward normals at frame 0
+    keypoints: jnp.ndarray  # [T, 42, 3] lifted contact keypoints (left hand 21, right hand 21)
+    keypoint_weights: jnp.ndarray  # [T, 42]
+    hand_contact: jnp.ndarray  # [T, 2] float: hand in contact
+    foot_vertices: jnp.ndarray  # [F] int32
+    foot_contact: jnp.ndarray  # [T, F] float: label of the foot joint each vertex follows
+    body_points: jnp.ndarray  # [N] int32 vertices tested for penetration
+    tracks: jnp.ndarray  # [T, M, 2] pixels (joint mode)
+    track_vis: jnp.ndarray  # [T, M] bool
+
+
+@struct.dataclass
+class Stage2State:
+    params: Stage2Params
+    opt_state: optax.OptState
+    key: jnp.ndarray
+    step: jnp.ndarray  # [] int32
+    loss: jnp.ndarray  # [] last total
+    terms: jnp.ndarray  # [len(TERMS)] last weighted terms
+    bad_step: jnp.ndarray  # [] int32 first step with a non-finite loss or gradient (-1: none)
+    bad_what: jnp.ndarray  # [len(TERMS) + 1] bool
+
+
+def _labels(params: Stage2Params, joint: bool) -> Stage2Params:
+    return Stage2Params(body_pose="pose", global_orient="pose", transl="pose", log_scale="camera",
+                        offset="camera", object_delta="pose" if joint else "frozen")
+
+
+def optimizer(cfg: Stage2Config) -> optax.GradientTransformation:
+    """Adam with the paper's two learning rates (pose, camera) after clipping the global gradient norm."""
+    joint = cfg.mode == "joint"
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.grad_clip),
+        optax.multi_transform({"pose": optax.adam(cfg.lr_pose), "camera": optax.adam(cfg.lr_camera),
+                               "frozen": optax.set_to_zero()}, partial(_labels, joint=joint)))
+
+
+def body_params(p: Stage2Params, init: BodyParams) -> BodyParams:
+    return init.replace(body_pose=p.body_pose, global_orient=p.global_orient, transl=p.transl)
+
+
+def human_in_scene(p: Stage2Params, data: Stage2Data):
+    """-> vertices [T, V, 3], joints [T, J, 3] in the scene (world = camera-0) frame."""
+    out = forward_sequence(data.model, body_params(p, data.init))
+    s = jnp.exp(p.log_scale)
+    return s * out.vertices + p.offset, s * out.joints + p.offset
+
+
+def object_poses(p: Stage2Params, data: Stage2Data) -> jnp.ndarray:
+    """[T, P, 4, 4] part poses: the data's, moved by the tangent deltas (zero in decoupled mode)."""
+    return (jaxlie.SE3.from_matrix(data.object_poses) @ jaxlie.SE3.exp(p.object_delta)).as_matrix()
+
+
+def _surface(data: Stage2Data, poses: jnp.ndarray):
+    """Object surface points [T, S, 3] and normals [T, S, 3] at part poses [T, P, 4, 4]."""
+    means = jax.vmap(lambda q: move_gaussians(data.obj, q).means[data.surface_idx])(poses)
+    part = data.obj.part_of[data.surface_idx]
+    rots = jnp.concatenate([jnp.broadcast_to(jnp.eye(3), poses.shape[:1] + (1, 3, 3)), poses[:, :, :3, :3]], 1)
+    normals = jnp.einsum("tsij,sj->tsi", rots[:, part], data.surface_normals0)
+    return means, normals
+
+
+def _render_frames(vertices, poses, data: Stage2Data, frames, render_cfg: RenderConfig):
+    """Human + object composited for frames [F] -> rgb [F, h, w, 3], human coverage [F, h, w]."""
+    h, w = data.images.shape[1:3]
+    cam = Camera(K=data.K_render, T_cam_world=jnp.eye(4), width=w, height=h)
+    human_cols = jnp.concatenate([data.template.colors, jnp.ones_like(data.template.colors[:, :1])], -1)
+
+    def one(t):
+        g_h = pose_gaussians(data.template, vertices[t], data.model.faces).replace(colors=human_cols)
+        g_o = move_gaussians(data.obj, poses[t]).replace(colors=data.object_colors)
+        g = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), g_h, g_o)
+        valid = jnp.concatenate([jnp.ones(g_h.means.shape[0], bool), data.obj.valid])
+        out = render(g, cam, render_cfg, background=jnp.zeros(4), valid=valid)
+        return out.rgb[..., :3], out.rgb[..., 3]
+
+    return jax.lax.map(one, frames)
+
+
+def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2Config,
+               render_cfg: RenderConfig) -> jnp.ndarray:
+    """[len(TERMS)] weighted loss terms."""
+    T = p.transl.shape[0]
+    verts, joints = human_in_scene(p, data)
+    poses = object_poses(p, data)
+    z = jnp.zeros((), jnp.float32)
+    terms = dict.fromkeys(TERMS, z)
+    if cfg.use_render_loss:
+        F = T if cfg.render_frames == 0 else min(cfg.render_frames, T)
+        frames = jax.random.choice(key, T, (F,), replace=False)
+        rgb, sil = _render_frames(verts, poses, data, frames, render_cfg)
+        terms["render"] = T / F * L.render_loss(rgb, sil, data.images[frames], data.human_masks[frames], cfg.beta_h)
+    if cfg.use_prior_loss:
+        terms["prior"] = cfg.lambda_p * L.prior_loss(p.body_pose, data.init.body_pose, p.global_orient,
+                                                     data.init.global_orient, cfg.eta)
+    if cfg.use_foot_loss:
+        terms["foot"] = cfg.lambda_fs * L.foot_sliding_loss(verts[:, data.foot_vertices], data.foot_contact)
+    if cfg.use_smoothness_loss:
+        terms["smooth"] = cfg.lambda_s * L.smoothness_loss(joints[:, : jn.NUM_JOINTS])
+    hands = joints[:, HAND_JOINTS.reshape(-1)]  # [T, 42, 3]
+    if cfg.use_kinematic_loss:
+        terms["kinematic"] = cfg.lambda_k * L.kinematic_loss(hands, data.keypoints, data.keypoint_weights)
+    if cfg.use_contact_loss or cfg.use_penetration_loss:
+        surf, normals = _surface(data, poses)
+        valid = data.obj.valid[data.surface_idx]
+    if cfg.use_contact_loss:
+        per_hand = [L.contact_loss(hands[:, 21 * s: 21 * (s + 1)], surf, valid, data.hand_contact[:, s])
+                    for s in range(2)]
+        terms["contact"] = cfg.lambda_c * (per_hand[0] + per_hand[1])
+    if cfg.use_penetration_loss:
+        terms["penetration"] = cfg.lambda_pen * L.penetration_loss(verts[:, data.body_points], surf, normals,
+                                                                   valid, cfg.penetration_radius_m)
+    if cfg.mode == "joint":
+        terms["object"] = joint_opt.tracking_loss(data.obj, poses, data.tracks, data.track_vis, data.obj.K)
+    return jnp.stack([terms[k] for k in TERMS])
+
+
+def init_state(params: Stage2Params, cfg: Stage2Config, seed: int = 0) -> Stage2State:
+    return Stage2State(params=params, opt_state=optimizer(cfg).init(params), key=jax.random.PRNGKey(seed),
+                       step=jnp.int32(0), loss=jnp.float32(jnp.inf), terms=jnp.zeros(len(TERMS), jnp.float32),
+                       bad_step=jnp.int32(-1), bad_what=jnp.zeros(len(TERMS) + 1, bool))
+
+
+def step(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig) -> Stage2State:
+    """One clipped Adam step; a step whose loss or gradient is not finite is skipped and recorded."""
+    key, sub = jax.random.split(state.key)
+
+    def objective(p):
+        terms = loss_terms(p, data, sub, cfg, render_cfg)
+        return jnp.sum(terms), terms
+
+    (loss, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    grad_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    ok = jnp.isfinite(loss) & grad_ok
+    grads = jax.tree.map(lambda g: jnp.where(ok, g, 0.0), grads)  # keep Adam's moments finite
+    updates, opt_state = optimizer(cfg).update(grads, state.opt_state, state.params)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+    first_bad = ~ok & (state.bad_step < 0)
+    return Stage2State(
+        params=keep(optax.apply_updates(state.params, updates), state.params),
+        opt_state=keep(opt_state, state.opt_state), key=key, step=state.step + 1, loss=loss, terms=terms,
+        bad_step=jnp.where(first_bad, state.step, state.bad_step),
+        bad_what=jnp.where(first_bad, jnp.concatenate([~jnp.isfinite(terms), ~grad_ok[None]]), state.bad_what))
+
+
+@partial(jax.jit, static_argnames=("cfg", "render_cfg", "num_steps"))
+def run_steps(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig,
+              num_steps: int) -> tuple[Stage2State, jnp.ndarray]:
+    """`num_steps` steps under lax.scan -> (state, loss per step [num_steps])."""
+
+    def body(s, _):
+        s = step(s, data, cfg, render_cfg)
+        return s, s.loss
+
+    return jax.lax.scan(body, state, None, length=num_steps)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Host side: building the data, driving the optimization.
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage2Result:
+    params: BodyParams  # [T] SMPL-X parameters (the HMR body, before the scene alignment)
+    scale: float  # human-to-scene scale about the camera centre
+    offset: np.ndarray  # [3] metres
+    object_poses: np.ndarray  # [T, P, 4, 4] (Stage I's in decoupled mode)
+    vertices: np.ndarray  # [T, V, 3] in the scene
+    joints: np.ndarray  # [T, J, 3] in the scene
+    losses: np.ndarray  # [iters] total loss per step
+    terms: np.ndarray  # [len(TERMS)] final weighted terms
+
+
+def gaussian_normals(g: Gaussians) -> np.ndarray:
+    """[N, 3] unit normals: each Gaussian's shortest axis, turned towards the camera at the origin."""
+    R = np.asarray(jaxlie.SO3(jnp.asarray(g.quats) / jnp.linalg.norm(g.quats, axis=-1, keepdims=True)).as_matrix())
+    axis = np.argmin(np.asarray(g.log_scales), axis=-1)
+    n = R[np.arange(len(axis)), :, axis]
+    flip = np.sum(n * np.asarray(g.means), -1) > 0
+    return np.where(flip[:, None], -n, n)
+
+
+def foot_vertex_labels(model: BodyModel, foot_contact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Foot vertices (dominant skinning joint an ankle or foot) [F] and their contact labels [T, F]."""
+    owner = np.argmax(np.asarray(model.weights), axis=1)
+    idx, which = [], []
+    for k, j in enumerate(FOOT_JOINTS):
+        v = np.flatnonzero(owner == j)
+        v = v[np.linspace(0, len(v) - 1, min(len(v), MAX_FOOT_VERTICES // 4)).astype(int)] if len(v) else v
+        idx.append(v)
+        which.append(np.full(len(v), k))
+    idx, which = np.concatenate(idx), np.concatenate(which)
+    return idx, foot_contact[:, which].astype(np.float32)
+
+
+def _resize(x: np.ndarray, hw) -> np.ndarray:
+    return np.stack([cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in x])
+
+
+def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_masks: np.ndarray, K: np.ndarray,
+               obj: Stage1Scene, poses: np.ndarray, keypoints: np.ndarray, keypoint_weights: np.ndarray,
+               hand_contact: np.ndarray, foot_contact: np.ndarray | None, tracks: np.ndarray,
+               track_vis: np.ndarray, cfg: Stage2Config, seed: int = 0) -> Stage2Data:
+    """Stage2Data from host arrays (bundle conventions; keypoints [T, 2, 21, 3], weights [T, 2, 21],
+    hand_contact [T, 2] bool, foot_contact [T, 4] bool or None (no foot constraint))."""
+    T, H, W = human_masks.shape
+    if init.global_orient.shape[0] != T:
+        raise InputError(f"smplx_init: {init.global_orient.shape[0]} frames for a {T}-frame video")
+    h, w = max(1, H // cfg.render_downsample), max(1, W // cfg.render_downsample)
+    K_render = np.diag([w / W, h / H, 1.0]) @ K
+    rng = np.random.default_rng(seed)
+    v0 = np.asarray(forward(model, jax.tree.map(lambda x: x[0], init).replace(betas=init.betas)).vertices)
+    template = sample_surface_gaussians(v0, np.asarray(model.faces), cfg.human_gaussians, seed=seed)
+    template = template.replace(colors=jnp.asarray(_colours_from_frame(template, v0, model, frames[0],
+                                                                       human_masks[0], K)))
+    valid = np.asarray(obj.valid)
+    n_surf = min(cfg.surface_points, int(valid.sum()))
+    surface_idx = np.sort(rng.choice(np.flatnonzero(valid), n_surf, replace=False))
+    normals = gaussian_normals(jax.tree.map(lambda x: np.asarray(x)[surface_idx], obj.gaussians))
+    fc = np.ones((T, 4), bool) if foot_contact is None else foot_contact
+    foot_idx, foot_lab = foot_vertex_labels(model, fc)
+    if foot_contact is None:
+        foot_lab = np.zeros_like(foot_lab)
+    body_points = np.sort(rng.choice(model.num_vertices, min(cfg.body_points, model.num_vertices), replace=False))
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    obj_cols = np.concatenate([np.asarray(obj.gaussians.colors)[:, :3], np.zeros((valid.shape[0], 1))], -1)
+    return Stage2Data(
+        model=model, init=init, template=template, images=f32(_resize(frames, (h, w))) / 255.0,
+        human_masks=f32(_resize(human_masks.astype(np.float32), (h, w))), K_render=f32(K_render), obj=obj,
+        object_poses=f32(poses), object_colors=f32(obj_cols), surface_idx=jnp.asarray(surface_idx, jnp.int32),
+        surface_normals0=f32(normals), keypoints=f32(keypoints.reshape(T, 42, 3)),
+        keypoint_weights=f32(keypoint_weights.reshape(T, 42)), hand_contact=f32(hand_contact),
+        foot_vertices=jnp.asarray(foot_idx, jnp.int32), foot_contact=f32(foot_lab),
+        body_points=jnp.asarray(body_points, jnp.int32), tracks=f32(tracks), track_vis=jnp.asarray(track_vis))
+
+
+def _colours_from_frame(template, v0, model, frame, mask, K) -> np.ndarray:
+    """Human Gaussian colours sampled from the first frame at their projections (skin where off the mask)."""
+    g = pose_gaussians(template, jnp.asarray(v0), model.faces)
+    m = np.asarray(g.means)
+    uv = m[:, :2] / m[:, 2:3] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    H, W = mask.shape
+    col, row = np.clip(uv[:, 0].astype(int), 0, W - 1), np.clip(uv[:, 1].astype(int), 0, H - 1)
+    on = mask[row, col] & (m[:, 2] > 0)
+    return np.where(on[:, None], frame[row, col] / 255.0, np.asarray(template.colors)).astype(np.float32)
+
+
+def initial_params(init: BodyParams, num_parts: int) -> Stage2Params:
+    T = init.global_orient.shape[0]
+    return Stage2Params(body_pose=init.body_pose, global_orient=init.global_orient, transl=init.transl,
+                        log_scale=jnp.zeros((), jnp.float32), offset=jnp.zeros(3, jnp.float32),
+                        object_delta=jnp.zeros((T, num_parts, 6), jnp.float32))
+
+
+def optimize(data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig, progress: bool = True,
+             seed: int = 0) -> Stage2Result:
+    """Runs cfg.iters steps in chunks of cfg.steps_per_chunk.
+
+    Raises OptimizationError naming the step and the non-finite quantities.
+    """
+    P = data.object_poses.shape[1]
+    state = init_state(initial_params(data.init, P), cfg, seed)
+    losses = []
+    chunks = math.ceil(cfg.iters / cfg.steps_per_chunk)
+    bar = tqdm(total=cfg.iters, desc="stage2", disable=not progress, dynamic_ncols=True)
+    for c in range(chunks):
+        n = min(cfg.steps_per_chunk, cfg.iters - c * cfg.steps_per_chunk)
+        state, chunk_losses = run_steps(state, data, cfg=cfg, render_cfg=render_cfg, num_steps=n)
+        losses.append(np.asarray(chunk_losses))
+        if int(state.bad_step) >= 0:
+            what = [k for k, bad in zip(TERMS + ("gradient",), np.asarray(state.bad_what)) if bad]
+            raise OptimizationError(f"stage2: non-finite {' and '.join(what) or 'loss'} at step "
+                                    f"{int(state.bad_step)} (terms {dict(zip(TERMS, np.asarray(state.terms)))})")
+        bar.set_postfix({k: f"{v:.3g}" for k, v in zip(TERMS, np.asarray(state.terms)) if v != 0})
+        bar.update(n)
+    bar.close()
+    p = state.params
+    verts, joints = human_in_scene(p, data)
+    return Stage2Result(params=jax.tree.map(np.asarray, body_params(p, data.init)),
+                        scale=float(jnp.exp(p.log_scale)), offset=np.asarray(p.offset),
+                        object_poses=np.asarray(object_poses(p, data)), vertices=np.asarray(verts),
+                        joints=np.asarray(joints), losses=np.concatenate(losses), terms=np.asarray(state.terms))
+
+
+@partial(jax.jit, static_argnames=("render_cfg", "height", "width"))
+def _render_full(template, model, verts, obj, poses, K, render_cfg, height, width):
+    cam = Camera(K=K, T_cam_world=jnp.eye(4), width=width, height=height)
+    g_h = pose_gaussians(template, verts, model.faces)
+    g_o = move_gaussians(obj, poses)
+    g = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), g_h, g_o)
+    valid = jnp.concatenate([jnp.ones(g_h.means.shape[0], bool), obj.valid])
+    return render(g, cam, render_cfg, background=jnp.zeros(3), valid=valid).rgb
+
+
+def render_sequence(data: Stage2Data, result: Stage2Result, K: np.ndarray, render_cfg: RenderConfig, height: int,
+                    width: int) -> np.ndarray:
+    """Human and object Gaussians re-rendered at full resolution -> [T, H, W, 3] uint8."""
+    out = [np.asarray(_render_full(data.template, data.model, jnp.asarray(v), data.obj, jnp.asarray(q, jnp.float32),
+                                   jnp.asarray(K, jnp.float32), render_cfg, height, width))
+           for v, q in zip(result.vertices, result.object_poses)]
+    return (np.clip(np.stack(out), 0, 1) * 255).round().astype(np.uint8)
+
+
+@partial(jax.jit, static_argnames=("render_cfg", "height", "width"))
+def _render_object(obj: Stage1Scene, poses, K, render_cfg, height, width):
+    cam = Camera(K=K, T_cam_world=jnp.eye(4), width=width, height=height)
+    out = render(move_gaussians(obj, poses), cam, render_cfg, background=jnp.zeros(3), valid=obj.valid)
+    return out.alpha, out.depth
+
+
+def object_depth(obj: Stage1Scene, poses: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], downsample: int,
+                 render_cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The object render's alpha and expected depth [T, h, w] at part poses [T, P, 4, 4] (image / downsample)."""
+    H, W = image_hw
+    h, w = max(1, H // downsample), max(1, W // downsample)
+    Kr = jnp.asarray(np.diag([w / W, h / H, 1.0]) @ K, jnp.float32)
+    out = [_render_object(obj, jnp.asarray(q, jnp.float32), Kr, render_cfg, h, w) for q in poses]
+    return np.stack([np.asarray(a) for a, _ in out]), np.stack([np.asarray(d) for _, d in out])
+
+
+def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config, stage1_cfg, render_cfg: RenderConfig,
+            binding_radius_m: float, contact: np.ndarray | None = None) -> Stage2Data:
+    """Stage2Data of a scene bundle with a human, its segmentation and the object part poses [T, P, 4, 4]
+    (Stage I's; in joint mode the closed-form initial poses). contact: [T, 2] bool hand-contact frames, or None to
+    detect them from 2D proximity of the hand keypoints to the moving-part masks (see `contact`).
+
+    Raises InputError when the bundle has no HMR initialization or no hand keypoints.
+    """
+    from arthoi_jax import contact as contact_lib
+    from arthoi_jax import stage1
+    from arthoi_jax.body.model import params_from_smplx
+
+    if bundle.smplx_init is None:
+        raise InputError("bundle.smplx_init: Stage II needs an SMPL-X initialization (HMR) of the person")
+    if bundle.hand_keypoints is None:
+        raise InputError("bundle.hand_keypoints: Stage II's contact keypoints need 2D hand keypoints")
+    T, H, W = bundle.human_masks.shape
+    K = np.asarray(bundle.K, np.float64)
+    obj = stage1.build_scene(seg, K, (H, W), stage1_cfg, binding_radius_m)
+    if contact is None:
+        contact = contact_lib.detect_contact_frames(bundle.hand_keypoints, bundle.hand_keypoint_conf,
+                                                    seg.part_masks.any(axis=1), cfg.contact_conf,
+                                                    cfg.contact_radius_px)
+    alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg)
+    kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
+                                        (H, W), cfg.contact_conf, cfg.contact_alpha)
+    M = obj.track_points.shape[0]
+    tracks = np.zeros((T, M, 2), np.float32)
+    vis = np.zeros((T, M), bool)
+    tracks[:, : bundle.tracks.shape[1]] = bundle.tracks
+    vis[:, : bundle.tracks.shape[1]] = bundle.visibility
+    init = params_from_smplx(model, bundle.smplx_init)
+    return build_data(model, init, bundle.frames, bundle.human_masks, K, obj, poses, kp, kw, contact,
+                      bundle.foot_contact, tracks, vis, cfg)
