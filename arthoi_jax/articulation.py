@@ -121,3 +121,46 @@ def fit_joint(poses: np.ndarray, points: np.ndarray, joint_type: str = "auto") -
         return pri
     rev = fit_revolute(poses, points)
     return rev if rev.residual_m <= pri.residual_m else pri
+
+
+def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
+                           K: np.ndarray, scale_px: float = 2.0) -> JointFit:
+    """Joint bundle adjustment: refines one joint (axis, pivot and every frame's value together) to minimise the
+    reprojection error of the part's tracks over all frames (robust soft-L1 loss, scale `scale_px`).
+
+    points: [M, 3] frame-0 3D points; tracks: [T, M, 2] px; visibility: [T, M]; K: [3, 3]. A shared axis removes
+    the per-frame ambiguity of PnP on a planar, obliquely seen part (on LK tracks of the synthetic door, per-frame
+    PnP drifts to 25 deg of rotation error; see benchmarks/articulation.py). residual_m of the result is NaN:
+    it is fitted to tracks, not to poses.
+    """
+    from scipy.optimize import least_squares
+
+    rev = fit.joint_type == "revolute"
+    fk = np.array([K[0, 0], K[1, 1]])
+    ck = K[:2, 2]
+    vis = visibility[1:]
+
+    def unpack(x):
+        axis = x[:3] / max(np.linalg.norm(x[:3]), 1e-12)
+        return axis, x[3:6], np.concatenate([[0.0], x[6:]])
+
+    def residuals(x):
+        axis, pivot, values = unpack(x)
+        v = values[1:, None, None]
+        if rev:
+            k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+            R = np.eye(3) + np.sin(v) * k + (1 - np.cos(v)) * (k @ k)  # [T-1, 3, 3]
+            X = np.einsum("tij,nj->tni", R, points - pivot) + pivot
+        else:
+            X = points[None] + v * axis
+        uv = X[..., :2] / np.maximum(X[..., 2:], 1e-6) * fk + ck
+        r = np.where(vis[..., None], uv - tracks[1:], 0.0).reshape(-1)
+        gauge = 1e-3 * np.array([axis @ (pivot - fit.pivot), np.linalg.norm(x[:3]) - 1.0])  # fix free directions
+        return np.concatenate([r, gauge])
+
+    x0 = np.concatenate([fit.axis, fit.pivot, fit.values[1:]])
+    sol = least_squares(residuals, x0, loss="soft_l1", f_scale=scale_px, method="trf", max_nfev=200)
+    axis, pivot, values = unpack(sol.x)
+    if not rev:
+        pivot = np.zeros(3)
+    return JointFit(fit.joint_type, axis, pivot, values, float("nan"))  # fitted to tracks, not to poses

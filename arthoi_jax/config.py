@@ -124,8 +124,9 @@ class Stage1Config:
     # free_se3: a free pose per part and frame (the paper); revolute | prismatic | auto: one joint value per part
     # and frame, the joint (axis, pivot; auto: its type too) fitted to the closed-form initial poses.
     articulation: Literal["free_se3", "revolute", "prismatic", "auto"] = "free_se3"
-    # Per-frame initial pose: pnp (closed form from the tracks) | previous (the previous frame's result).
-    init: Literal["pnp", "previous"] = "pnp"
+    # Per-frame initial pose: joint (a joint fitted to all frames' tracks at once) | pnp (per-frame PnP of the
+    # tracks) | previous (the previous frame's result). See arthoi_jax/stage1.py.
+    init: Literal["joint", "pnp", "previous"] = "joint"
     init_reproj_px: float = bounded(3.0, 0.0, None, lo_open=True)  # RANSAC inlier threshold of the PnP init
     render_downsample: int = bounded(4, 1, 64)  # the reconstruction loss compares images this much smaller
     steps_per_chunk: int = bounded(25, 1)  # steps per jitted lax.scan call (progress and checks in between)
@@ -163,11 +164,13 @@ class Stage2Config:
     contact_radius_px: float = bounded(4.0, 0.0)
     # Reconstruction loss L_r^h: rendered this much smaller, on `render_frames` random frames per step (0: all).
     render_downsample: int = bounded(4, 1, 64)
-    render_frames: int = bounded(4, 0)
-    human_gaussians: int = bounded(3000, 16)
+    render_frames: int = bounded(2, 0)
+    human_gaussians: int = bounded(1500, 16)
+    # Frame subsampling: each step optimizes a random window of this many consecutive frames (0: all frames).
+    window_frames: int = bounded(8, 0)
     # Object surface points used by the contact and penetration terms; body vertices tested for penetration.
-    surface_points: int = bounded(1024, 16)
-    body_points: int = bounded(512, 16)
+    surface_points: int = bounded(512, 16)
+    body_points: int = bounded(256, 16)
     penetration_radius_m: float = bounded(0.1, 0.0, None, lo_open=True)
     steps_per_chunk: int = bounded(50, 1)
     # Ablation switches (Table 5).
@@ -255,6 +258,27 @@ class BodyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BatchSceneConfig:
+    """One scene of a batch run: the batch file's own config with these `key=value` overrides (as --set)."""
+
+    name: str = "scene"
+    overrides: tuple[str, ...] = ()  # e.g. synthetic.object=drawer, stage1.use_tracking_loss=false
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchConfig:
+    """Many scenes in one run (arthoi_jax.batch): Stage I of a bucket of scenes as one vmapped, sharded program."""
+
+    scenes: tuple[BatchSceneConfig, ...] = ()  # empty: a single-scene run
+    # Padded sizes of Gaussians, tracks and binding pairs: the smallest listed size that fits (empty: 256 * 2^k).
+    size_buckets: tuple[int, ...] = ()
+    max_scenes: int = bounded(8, 1)  # scenes per vmapped program; a larger bucket runs as several
+    checkpoint_every: int = bounded(100, 1)  # optimization steps between checkpoints (rounded up to chunks)
+    devices: int = bounded(0, 0)  # 0: every device JAX sees (all hosts); the scene axis is sharded over them
+    distributed: bool = False  # call jax.distributed.initialize() first (multi-host; see arthoi_jax/batch/sharding.py)
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputConfig:
     """What a run writes besides its numbers."""
 
@@ -274,6 +298,7 @@ class Config:
     hmr_sim: HmrSimConfig = HmrSimConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     body: BodyConfig = BodyConfig()
+    batch: BatchConfig = BatchConfig()
     output: OutputConfig = OutputConfig()
 
 

@@ -63,6 +63,7 @@ def _generate(ctx: RunContext, out: Path) -> None:
 
 def _preprocess(ctx: RunContext, out: Path) -> None:
     """Video -> bundle; for a synthetic scene, re-tracks the generated bundle unless the tracker is 'gt'."""
+    from arthoi_jax.io.outputs import write_json
     from arthoi_jax.io.preprocess_inputs import read_side_inputs
     from arthoi_jax.io.video import read_video
     from arthoi_jax.preprocess import adapters
@@ -88,6 +89,11 @@ def _preprocess(ctx: RunContext, out: Path) -> None:
                             tracker=tracker, depth_model=depth_model,
                             joints_fn=adapters.make_joints_fn(ctx.config.body) if hmr_hands else None)
     bundle_io.save_bundle(b, out / "bundle")
+    write_json(out / "summary.json", {
+        **methods, "frames": b.num_frames, "height": b.image_size[0], "width": b.image_size[1], "fps": b.fps,
+        "tracks": b.tracks.shape[1], "visible_fraction": float(b.visibility.mean()),
+        "empty_object_mask_frames": [t for t in range(b.num_frames) if not b.object_masks[t].any()],
+        "smplx_init": b.smplx_init is not None, "hand_keypoints": b.hand_keypoints is not None})
     shown = overlay(b)
     media.write_video(out / "preview.mp4", shown, b.fps)
     media.write_png(out / "preview.png", media.contact_sheet(shown))
@@ -190,6 +196,10 @@ def run(config_path, *, overrides=(), stage: str = "all", out=None, resume=False
     """Runs one stage or all of them for the config; returns the run folder."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = config_lib.load_config(config_path, overrides)
+    if cfg.batch.scenes:  # many scenes in one run (vmapped, sharded, resumable): arthoi_jax/batch/runner.py
+        from arthoi_jax.batch.runner import run_batch
+
+        return run_batch(config_path, cfg, overrides=overrides, stage=stage, out=out, overwrite=overwrite)
     if stage != "all" and stage not in STAGES:
         raise ConfigError(f"--stage {stage!r} is not a stage; allowed: all, {', '.join(STAGES)}")
     if cfg.scene.source == "bundle" and not cfg.scene.bundle:

@@ -7,9 +7,11 @@ part. The pose is either a free SE(3) (a tangent delta around an initial pose, j
 
 Initialization: Adam at the paper's lr 1e-4 moves a parameter about 1e-4 per step, 0.02 (rad or m) in 200 steps,
 so it cannot follow a door turning degrees per frame from the previous frame's pose. Each frame therefore starts
-from a closed-form pose: RANSAC PnP of the part's tracks (frame-0 3D points from the depth -> 2D positions at t),
-`init: pnp`; `init: previous` (warm start from the previous frame) is kept for the comparison. Adam then refines
-with the paper's losses, weights, clipping and early stopping.
+from a closed-form pose (`init: joint`, default): RANSAC PnP of the part's tracks per frame (frame-0 3D points from
+the depth -> 2D positions at t), a joint fitted to those poses, then refined on all frames' tracks at once (one
+shared axis: per-frame PnP of a planar part seen obliquely is ill-conditioned, 25 deg off on LK tracks of the door,
+the shared-axis fit 3 deg). `init: pnp` (per-frame PnP) and `init: previous` (warm start from the previous frame)
+are kept for comparison. Adam then refines with the paper's losses, weights, clipping and early stopping.
 
 One jitted function runs `steps_per_chunk` steps with lax.scan (no host round trip inside); the host loop checks
 for early stopping and non-finite values once per chunk. Shapes are padded (Gaussians, tracks, pairs to multiples
@@ -32,7 +34,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from arthoi_jax import losses
-from arthoi_jax.articulation import PRISMATIC, REVOLUTE, JointFit, fit_joint, joint_transform
+from arthoi_jax.articulation import PRISMATIC, REVOLUTE, JointFit, fit_joint, joint_transform, refine_joint_on_tracks
 from arthoi_jax.config import RenderConfig, Stage1Config
 from arthoi_jax.errors import OptimizationError
 from arthoi_jax.object_gaussians import pad_gaussians
@@ -225,7 +227,8 @@ run_steps_jit = jax.jit(run_steps, static_argnames=("cfg", "render_cfg", "num_st
 @dataclasses.dataclass(frozen=True)
 class Stage1Result:
     poses: np.ndarray  # [T, P, 4, 4] part poses, frame 0 -> t (pose 0 = I)
-    init_poses: np.ndarray  # [T, P, 4, 4] the closed-form (PnP) initialization
+    init_poses: np.ndarray  # [T, P, 4, 4] the closed-form initialization (cfg.init "joint" or "pnp")
+    pnp_poses: np.ndarray  # [T, P, 4, 4] per-frame RANSAC PnP poses from the tracks
     joints: tuple[JointFit, ...]  # [P] joint fitted to the optimized poses (the parameterization in 1-DOF modes)
     iterations: np.ndarray  # [T] Adam steps run per frame (0 for frame 0)
     loss: np.ndarray  # [T] final total loss per frame
@@ -286,14 +289,23 @@ def _part_points(seg: PartSegmentation, p: int) -> np.ndarray:
 
 
 def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-                  cfg: Stage1Config) -> np.ndarray:
-    """[T, P, 4, 4] closed-form per-frame part poses from the tracks (RANSAC PnP, see segmentation.pnp_poses)."""
-    T = tracks.shape[0]
-    out = np.tile(np.eye(4), (T, seg.num_parts, 1, 1))
-    for p in range(seg.num_parts):
+                  cfg: Stage1Config) -> tuple[np.ndarray, np.ndarray, tuple[JointFit, ...]]:
+    """Closed-form initialization from the tracks -> (init poses [T, P, 4, 4], per-frame PnP poses [T, P, 4, 4],
+    joints [P]). Per part: RANSAC PnP per frame (segmentation.pnp_poses), a joint fitted to those poses (type from
+    `articulation`, auto in free_se3), refined on the tracks of all frames at once
+    (articulation.refine_joint_on_tracks). init "joint" starts each frame from the refined joint's pose, "pnp"
+    from the PnP pose ("previous" uses neither)."""
+    T, P = tracks.shape[0], seg.num_parts
+    pnp = np.tile(np.eye(4), (T, P, 1, 1))
+    joints = []
+    kind = "auto" if _is_free(cfg) else cfg.articulation
+    for p in range(P):
         m = seg.track_labels == p + 1
-        out[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px)
-    return out
+        pnp[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px)
+        fit = fit_joint(pnp[:, p], seg.track_points[m], kind)
+        joints.append(refine_joint_on_tracks(fit, seg.track_points[m], tracks[:, m], visibility[:, m], K))
+    init = np.stack([j.poses() for j in joints], 1) if cfg.init == "joint" else pnp
+    return init, pnp, tuple(joints)
 
 
 def optimize(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
@@ -306,10 +318,9 @@ def optimize(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, v
     T, H, W = object_masks.shape
     P = seg.num_parts
     K = np.asarray(K, np.float64)
-    init = initial_poses(seg, tracks, visibility, K, cfg)
+    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg)
     joint_kind = "auto" if _is_free(cfg) else cfg.articulation
-    joints = None if _is_free(cfg) else tuple(fit_joint(init[:, p], _part_points(seg, p), joint_kind)
-                                              for p in range(P))
+    joints = None if _is_free(cfg) else init_joints
     scene = build_scene(seg, K, (H, W), cfg, binding_radius_m, joints)
     images, masks = _frame_arrays(frames, object_masks, render_size(H, W, cfg.render_downsample))
     M = scene.track_points.shape[0]
@@ -349,8 +360,8 @@ def optimize(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, v
         bar.update(1)
     bar.close()
     fits = tuple(fit_joint(poses[:, p], _part_points(seg, p), joint_kind) for p in range(P))
-    return Stage1Result(poses=poses, init_poses=init, joints=fits, iterations=iterations, loss=final_loss,
-                        terms=final_terms)
+    return Stage1Result(poses=poses, init_poses=init, pnp_poses=pnp, joints=fits, iterations=iterations,
+                        loss=final_loss, terms=final_terms)
 
 
 @partial(jax.jit, static_argnames=("render_cfg", "width", "height"))

@@ -8,6 +8,9 @@ In "joint" mode the object's part poses (a se(3) tangent per frame and part arou
 poses) are optimized with the human in one stage (see `joint_opt`); in "decoupled" mode (the paper) they are
 Stage I's, fixed.
 
+Frame subsampling: each step sees a random window of `window_frames` consecutive frames (all terms on it, sums
+scaled by T / W), because the body forward pass and the point-to-surface searches grow with the frame count.
+
 Objective: L_r^h + lambda_p L_p + lambda_fs L_fs + lambda_s L_s + lambda_k L_k + lambda_c L_contact +
 lambda_pen L_pen (+ joint mode: the object's tracking loss). One jitted `step`; `run_steps` scans
 `steps_per_chunk` of them; `optimize` drives chunks with a progress bar of the loss terms.
@@ -152,19 +155,34 @@ def _render_frames(vertices, poses, data: Stage2Data, frames, render_cfg: Render
     return jax.lax.map(one, frames)
 
 
+def window(p: Stage2Params, data: Stage2Data, t0: jnp.ndarray, W: int) -> tuple[Stage2Params, Stage2Data]:
+    """Frames [t0, t0 + W) of everything that has a frame axis (W static, t0 traced)."""
+    sl = lambda x: jax.lax.dynamic_slice_in_dim(x, t0, W, 0)  # noqa: E731
+    p_w = p.replace(body_pose=sl(p.body_pose), global_orient=sl(p.global_orient), transl=sl(p.transl),
+                    object_delta=sl(p.object_delta))
+    init = jax.tree.map(sl, data.init).replace(betas=data.init.betas)
+    d_w = data.replace(init=init, **{k: sl(getattr(data, k)) for k in (
+        "images", "human_masks", "object_poses", "keypoints", "keypoint_weights", "hand_contact", "foot_contact",
+        "tracks", "track_vis")})
+    return p_w, d_w
+
+
 def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2Config,
                render_cfg: RenderConfig) -> jnp.ndarray:
-    """[len(TERMS)] weighted loss terms."""
+    """[len(TERMS)] weighted loss terms on a random window of cfg.window_frames frames (sums scaled by T / W)."""
     T = p.transl.shape[0]
+    W = T if cfg.window_frames == 0 else min(cfg.window_frames, T)
+    k_window, k_render = jax.random.split(key)
+    p, data = window(p, data, jax.random.randint(k_window, (), 0, T - W + 1), W)
     verts, joints = human_in_scene(p, data)
-    poses = object_poses(p, data)
+    poses = object_poses(p, data) if cfg.mode == "joint" else data.object_poses
     z = jnp.zeros((), jnp.float32)
     terms = dict.fromkeys(TERMS, z)
     if cfg.use_render_loss:
-        F = T if cfg.render_frames == 0 else min(cfg.render_frames, T)
-        frames = jax.random.choice(key, T, (F,), replace=False)
+        F = W if cfg.render_frames == 0 else min(cfg.render_frames, W)
+        frames = jax.random.choice(k_render, W, (F,), replace=False)
         rgb, sil = _render_frames(verts, poses, data, frames, render_cfg)
-        terms["render"] = T / F * L.render_loss(rgb, sil, data.images[frames], data.human_masks[frames], cfg.beta_h)
+        terms["render"] = W / F * L.render_loss(rgb, sil, data.images[frames], data.human_masks[frames], cfg.beta_h)
     if cfg.use_prior_loss:
         terms["prior"] = cfg.lambda_p * L.prior_loss(p.body_pose, data.init.body_pose, p.global_orient,
                                                      data.init.global_orient, cfg.eta)
@@ -172,7 +190,7 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         terms["foot"] = cfg.lambda_fs * L.foot_sliding_loss(verts[:, data.foot_vertices], data.foot_contact)
     if cfg.use_smoothness_loss:
         terms["smooth"] = cfg.lambda_s * L.smoothness_loss(joints[:, : jn.NUM_JOINTS])
-    hands = joints[:, HAND_JOINTS.reshape(-1)]  # [T, 42, 3]
+    hands = joints[:, HAND_JOINTS.reshape(-1)]  # [W, 42, 3]
     if cfg.use_kinematic_loss:
         terms["kinematic"] = cfg.lambda_k * L.kinematic_loss(hands, data.keypoints, data.keypoint_weights)
     if cfg.use_contact_loss or cfg.use_penetration_loss:
@@ -187,7 +205,7 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
                                                                    valid, cfg.penetration_radius_m)
     if cfg.mode == "joint":
         terms["object"] = joint_opt.tracking_loss(data.obj, poses, data.tracks, data.track_vis, data.obj.K)
-    return jnp.stack([terms[k] for k in TERMS])
+    return T / W * jnp.stack([terms[k] for k in TERMS])
 
 
 def init_state(params: Stage2Params, cfg: Stage2Config, seed: int = 0) -> Stage2State:

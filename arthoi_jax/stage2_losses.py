@@ -64,10 +64,15 @@ def nearest(points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray) -> tu
 def contact_loss(hand_points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray,
                  contact: jnp.ndarray) -> jnp.ndarray:
     """Hand-object contact: on contact frames, the squared distance from the hand (its closest point) to the
-    object surface. hand_points [T, K, 3]; surface [T, S, 3]; valid [S]; contact [T] in [0, 1]."""
-    d2 = jnp.sum((hand_points[:, :, None] - surface[:, None]) ** 2, -1)  # [T, K, S]
-    d2 = jnp.where(valid[None, None], d2, jnp.inf)
-    return jnp.sum(contact * jnp.min(d2, axis=(1, 2)))
+    object surface. hand_points [T, K, 3]; surface [T, S, 3]; valid [S]; contact [T] in [0, 1].
+    The closest pair is chosen without gradient; the distance between them is differentiated."""
+
+    def frame(x, s):
+        idx, d2 = nearest(jax.lax.stop_gradient(x), jax.lax.stop_gradient(s), valid)
+        k = jnp.argmin(d2)
+        return jnp.sum((x[k] - s[idx[k]]) ** 2)
+
+    return jnp.sum(contact * jax.vmap(frame)(hand_points, surface))
 
 
 def penetration_loss(points: jnp.ndarray, surface: jnp.ndarray, normals: jnp.ndarray, valid: jnp.ndarray,

@@ -122,3 +122,17 @@ def test_bending_the_elbow_carries_the_hand_rigidly(model):
     np.testing.assert_allclose(d1, d0, atol=1e-5)  # rigid
     assert np.abs(v1[hand] - v0[hand]).max() > 0.2  # and moved: the forearm swung forward
     assert v1[hand][:, 2].mean() > 0.15
+
+
+def test_loads_through_config_and_through_smplx_by_folder(tmp_path_factory, arrays):
+    smplx = pytest.importorskip("smplx")
+    from arthoi_jax.config import BodyConfig
+    from arthoi_jax.io.body_model_file import load_body_model
+
+    cache = tmp_path_factory.getbasetemp() / "body_cache"
+    model = load_body_model(BodyConfig(num_betas=8, num_expression=4), cache)
+    assert model.num_betas == 8 and model.num_expression == 4 and not model.use_pca and model.flat_hand_mean
+    folder = license_free_model_file(cache).parent
+    torch_model = smplx.SMPLX(str(folder), gender="neutral", ext="npz")  # smplx's own folder naming
+    np.testing.assert_allclose(torch_model.v_template.numpy(), arrays["v_template"])
+    assert torch_model.J_regressor.shape == (55, len(arrays["v_template"]))

@@ -213,3 +213,21 @@ def test_object_leaving_view_gives_empty_masks_logged_not_filled(caplog):
         b = video_to_bundle(f, 10.0, (24, 32), cfg, SideInputs(object_masks=given))
     assert b.object_masks[0].any() and not b.object_masks[2:].any()
     assert "object: mask empty in 2 of 4 frames (2, 3); kept empty" in caplog.text
+
+
+def test_depth_model_without_transformers_names_the_package(monkeypatch, tmp_path):
+    import builtins
+
+    from arthoi_jax.errors import MissingDependencyError
+    from arthoi_jax.preprocess.depth import MonocularDepthAdapter
+
+    real_import = builtins.__import__
+
+    def no_transformers(name, *args, **kw):
+        if name.startswith("transformers"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    with pytest.raises(MissingDependencyError, match=r"monocular depth needs the `transformers` package"):
+        MonocularDepthAdapter.from_folder(tmp_path)

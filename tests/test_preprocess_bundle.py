@@ -1,6 +1,8 @@
 """Video -> scene bundle: the pure assembly, masks carried through the video, depth and hands, and the
 `preprocess` stage of run.py on a small generated video."""
 
+import json
+
 import cv2
 import imageio.v3 as iio
 import numpy as np
@@ -143,6 +145,9 @@ def test_run_preprocess_stage_writes_valid_bundle(example_video):
     assert b.frames.shape == (5, 48, 64, 3) and b.fps == pytest.approx(10.0)
     assert b.tracks.shape[1] > 0 and b.visibility[-1].mean() > 0.8
     assert (run_dir / "preprocess" / "preview.png").is_file() and (run_dir / "preprocess" / "preview.mp4").is_file()
+    summary = json.loads((run_dir / "preprocess" / "summary.json").read_text())
+    assert summary["masks"] == "files" and summary["tracker"] == "dense" and summary["depth"] == "file"
+    assert summary["tracks"] == b.tracks.shape[1] and summary["empty_object_mask_frames"] == []
 
 
 def test_gvhmr_import_sets_smplx_init_intrinsics_and_hands(tmp_path):
@@ -222,8 +227,6 @@ def test_sam_masks_exported_into_a_saved_bundle(tmp_path):
 
 
 def test_hand_keypoint_files_json_and_npz_read_alike(tmp_path):
-    import json
-
     from arthoi_jax.io.preprocess_inputs import read_hand_keypoints
 
     kp = np.random.default_rng(0).uniform(0, 50, (3, 2, 21, 2))

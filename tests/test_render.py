@@ -28,8 +28,11 @@ W, H = 40, 30
 CFG = RenderConfig(mode="dense", tile_size=8, tile_capacity=64)
 
 
-def make_scene(n=48, seed=0, dtype=np.float32, spread=1.0):
-    """Gaussians in front of a camera ~3 m away, with a few behind it and a few beside the image."""
+def make_scene(n=48, seed=0, dtype=np.float32, spread=1.0, opaque=False):
+    """Gaussians in front of a camera ~3 m away, with a few behind it and a few beside the image.
+
+    opaque: large, nearly opaque Gaussians piled up, so most pixels reach the transmittance cut-off.
+    """
     rng = np.random.default_rng(seed)
     means = rng.uniform([-spread, -0.8 * spread, 2.0], [spread, 0.8 * spread, 4.0], (n, 3))
     means[0] = [0.1, 0.0, -1.0]  # behind the camera
@@ -41,6 +44,9 @@ def make_scene(n=48, seed=0, dtype=np.float32, spread=1.0):
         opacity_logits=rng.normal(0.0, 1.5, n),
         colors=rng.uniform(size=(n, 3)),
     )
+    if opaque:
+        g["opacity_logits"] = rng.uniform(2.0, 5.0, n)
+        g["log_scales"] = rng.uniform(-1.1, -0.6, (n, 3))
     return {k: v.astype(dtype) for k, v in g.items()}
 
 
@@ -134,9 +140,10 @@ def test_overflow_counts_pairs_beyond_pair_buffer():
     assert total > 20 * 5 and int(small.overflow) == total - int(np.asarray(small.mask).sum())
 
 
+@pytest.mark.parametrize("opaque", [False, True], ids=["translucent", "saturated"])
 @pytest.mark.parametrize("mode", ["dense", "tiled"])
-def test_render_matches_torch_reference(mode):
-    g = make_scene()
+def test_render_matches_torch_reference(mode, opaque):
+    g = make_scene(opaque=opaque, spread=1.3 if opaque else 1.0)
     K, T = make_camera()
     bg = np.array([0.2, 0.5, 0.9], np.float32)
     out = render(*jax_inputs(g, K, T), dataclasses.replace(CFG, mode=mode), background=jnp.asarray(bg))
@@ -145,6 +152,8 @@ def test_render_matches_torch_reference(mode):
         torch.tensor(T), torch.tensor(K), W, H, torch.tensor(bg),
     )
     assert int(out.overflow) == 0 and float(alpha.max()) > 0.9  # some pixels are nearly opaque
+    if opaque:  # most pixels stopped at the transmittance cut-off
+        assert float((alpha > 0.999).float().mean()) > 0.5
     np.testing.assert_allclose(np.asarray(out.rgb), rgb.numpy(), atol=1e-4, rtol=0)
     np.testing.assert_allclose(np.asarray(out.alpha), alpha.numpy(), atol=1e-4, rtol=0)
     np.testing.assert_allclose(np.asarray(out.depth), depth.numpy(), atol=1e-4, rtol=0)
@@ -156,9 +165,10 @@ def _loss_weights(n):
     return [rng.normal(size=s).astype(np.float32) for s in [(H, W, 3), (H, W), (H, W), (n, 2)]]
 
 
+@pytest.mark.parametrize("opaque", [False, True], ids=["translucent", "saturated"])
 @pytest.mark.parametrize("mode", ["dense", "tiled"])
-def test_gradients_match_torch_autograd(mode):
-    g = make_scene(n=32)
+def test_gradients_match_torch_autograd(mode, opaque):
+    g = make_scene(n=32, opaque=opaque, spread=1.3 if opaque else 1.0)
     K, T = make_camera()
     wr, wa, wd, wm = _loss_weights(32)
     cfg = dataclasses.replace(CFG, mode=mode)

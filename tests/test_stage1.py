@@ -36,7 +36,7 @@ def door():
 
 
 def _frame(b, seg, scene, t, cfg=CFG):
-    init = stage1.initial_poses(seg, b.tracks, b.visibility, b.K, cfg)
+    init, _, _ = stage1.initial_poses(seg, b.tracks, b.visibility, b.K, cfg)
     H, W = b.image_size
     images, masks = stage1._frame_arrays(b.frames, b.object_masks, stage1.render_size(H, W, cfg.render_downsample))
     M = scene.track_points.shape[0]

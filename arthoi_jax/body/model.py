@@ -7,9 +7,9 @@ beyond the file's, or pose arrays of the wrong shape.
 
 `forward(model, params)` poses one body; `forward_sequence(model, params)` vmaps it over frames that share
 `betas`. Pass the model to jitted functions as an argument (it is a pytree); closed over, its arrays become
-constants that XLA folds at length. Outputs are in the model frame (SMPL-X files: y up) moved by `transl`; joints are the set smplx
-returns (`joint_names.output_joint_names`): 55 skeleton joints, 21 vertex keypoints, 51 face landmarks and,
-with `use_face_contour`, 17 contour landmarks.
+constants that XLA folds at length. Outputs are in the model frame (SMPL-X files: y up) moved by `transl`;
+joints are the set smplx returns (`joint_names.output_joint_names`): 55 skeleton joints, 21 vertex keypoints,
+51 face landmarks and, with `use_face_contour`, 17 contour landmarks.
 """
 
 from __future__ import annotations

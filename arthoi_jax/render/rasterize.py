@@ -2,9 +2,11 @@
 
 `render` dispatches on `cfg.mode`:
   * "tiled": Gaussians are binned into cfg.tile_size tiles holding at most cfg.tile_capacity each (static
-    shapes; dropped pairs are counted in `RenderOutput.overflow`), each tile composites a
-    [tile_size^2 pixels x capacity] block. The fast path.
-  * "dense": every pixel composites every Gaussian (no overflow possible). The simple twin used by tests.
+    shapes; dropped pairs are counted in `RenderOutput.overflow`); each tile composites its list 32 Gaussians
+    at a time and stops once all its pixels are saturated (`tile_composite`). The fast path: its cost follows
+    the Gaussians drawn, the capacity only bounds memory.
+  * "dense": every pixel composites every depth-sorted Gaussian as one [pixels x N] matrix, in blocks of
+    pixels (`composite`; no overflow possible). The simple, independent twin used by tests.
 Both give the same image whenever the tiled path reports no overflow (a pixel outside a Gaussian's 3.33-sigma
 box always has alpha < 1/255, so the tile test drops nothing that would be drawn).
 

@@ -1,0 +1,80 @@
+"""Stage II optimization on a tiny problem, and human_motion.npz against smplx (PyTorch)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from arthoi_jax import stage2
+from arthoi_jax.body import joint_names as jn
+from arthoi_jax.body.model import BodyParams, forward_sequence
+from arthoi_jax.config import BodyConfig
+from arthoi_jax.errors import OptimizationError
+from arthoi_jax.io.body_model_file import license_free_model_file, load_body_model
+from arthoi_jax.io.human_motion import load_human_motion, save_human_motion
+from tests.stage2_scene import FAST, RENDER, T, problem
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_body_model(BodyConfig())
+
+
+def wrist_error(res, target):
+    return np.linalg.norm(res.joints[:, jn.joint_index("right_wrist")] - target, axis=-1).mean()
+
+
+def test_stage2_pulls_the_wrist_to_its_contact_keypoint_and_compiles_once(model):
+    data, target = problem(model)
+    before = np.linalg.norm(np.asarray(forward_sequence(model, data.init).joints[:, jn.joint_index("right_wrist")])
+                            - target, axis=-1).mean()
+    n0 = stage2.run_steps._cache_size()
+    res = stage2.optimize(data, FAST, RENDER, progress=False)
+    assert stage2.run_steps._cache_size() == n0 + 1  # two chunks, one compile
+    assert res.losses.shape == (FAST.iters,) and np.all(np.isfinite(res.losses))
+    assert before == pytest.approx(0.1, abs=1e-4)
+    assert wrist_error(res, target) < 0.5 * before
+    assert res.vertices.shape == (T, model.num_vertices, 3)
+
+
+def test_without_kinematic_and_contact_terms_the_wrist_stays(model):
+    cfg = dataclasses.replace(FAST, use_kinematic_loss=False, use_contact_loss=False)
+    data, target = problem(model, cfg)
+    res = stage2.optimize(data, cfg, RENDER, progress=False)
+    assert wrist_error(res, target) > 0.08
+
+
+def test_a_non_finite_keypoint_stops_with_an_optimization_error(model):
+    cfg = dataclasses.replace(FAST, window_frames=0, use_render_loss=False)
+    data, _ = problem(model, cfg)
+    data = data.replace(keypoints=data.keypoints.at[0, 21, 0].set(jnp.nan))
+    with pytest.raises(OptimizationError, match=r"stage2: non-finite .*kinematic.* at step 0"):
+        stage2.optimize(data, cfg, RENDER, progress=False)
+
+
+def test_human_motion_npz_reproduces_our_vertices_in_smplx(model, tmp_path):
+    torch = pytest.importorskip("torch")
+    smplx = pytest.importorskip("smplx")
+    rng = np.random.default_rng(0)
+    p = BodyParams.zeros(model, 3)
+    p = p.replace(betas=jnp.asarray(rng.normal(size=10), jnp.float32),
+                  global_orient=jnp.asarray(rng.normal(size=(3, 3)), jnp.float32),
+                  body_pose=jnp.asarray(0.4 * rng.normal(size=(3, 21, 3)), jnp.float32),
+                  right_hand_pose=jnp.asarray(0.3 * rng.normal(size=(3, 15, 3)), jnp.float32),
+                  transl=jnp.asarray(rng.normal(size=(3, 3)), jnp.float32))
+    save_human_motion(tmp_path, jax.tree.map(np.asarray, p), 1.1, np.array([0.1, 0.2, 0.3]), fps=30.0,
+                      up=np.array([0.0, -1.0, 0.0]), flat_hand_mean=True, gender="neutral", model_file="lf")
+    a = load_human_motion(tmp_path)
+    path = license_free_model_file()
+    m = smplx.SMPLX(str(path), ext="npz", num_betas=a["betas"].shape[1],
+                    num_expression_coeffs=a["expression"].shape[1], use_pca=False, flat_hand_mean=True, batch_size=3)
+    with torch.no_grad():
+        out = m(**{k: torch.tensor(np.tile(a[k], (3, 1)) if k == "betas" else a[k]) for k in (
+            "betas", "global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "leye_pose",
+            "reye_pose", "expression", "transl")})
+    ours = np.asarray(forward_sequence(model, p).vertices)
+    np.testing.assert_allclose(out.vertices.numpy(), ours, rtol=0, atol=1e-5)
+    assert a["body_pose"].shape == (3, 63) and a["betas"].shape == (1, 10)
+    assert float(a["scene_scale"]) == pytest.approx(1.1)
