@@ -41,5 +41,17 @@ def tiny_bundle(T=3, H=8, W=10, N=5, *, optional=True, seed=0) -> SceneBundle:
     return dataclasses.replace(
         b, smplx_init=tiny_smplx(T, rng), hand_keypoints=rng.uniform(0, 8, (T, 2, 21, 2)).astype(np.float32),
         hand_keypoint_conf=rng.uniform(0, 1, (T, 2, 21)).astype(np.float32),
-        foot_contact=rng.random((T, 4)) > 0.5, gt=gt,
+        foot_contact=rng.random((T, 4)) > 0.5, gt=gt, T_cam_world=moving_camera(T, rng),
+        body_landmarks=rng.uniform(0, 8, (T, 33, 2)).astype(np.float32),
+        body_landmark_conf=rng.uniform(0, 1, (T, 33)).astype(np.float32),
     )
+
+
+def moving_camera(T: int, rng: np.random.Generator) -> np.ndarray:
+    """[T, 4, 4] world-to-camera extrinsics, identity at frame 0, small random rotations and translations after."""
+    from scipy.spatial.transform import Rotation
+
+    out = np.tile(np.eye(4), (T, 1, 1))
+    out[1:, :3, :3] = Rotation.from_rotvec(rng.normal(0, 0.05, (T - 1, 3))).as_matrix()
+    out[1:, :3, 3] = rng.normal(0, 0.1, (T - 1, 3))
+    return out

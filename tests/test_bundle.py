@@ -64,8 +64,8 @@ def test_load_bad_meta_and_version(tmp_path):
     save_bundle(tiny_bundle(), tmp_path / "b")
     meta = tmp_path / "b" / "meta.json"
     good = meta.read_text()
-    meta.write_text(good.replace('"version": 1', '"version": 99'))
-    with pytest.raises(BundleError, match=r"bundle version 99 is not supported \(this code reads 1\)"):
+    meta.write_text(good.replace('"version": 2', '"version": 99'))
+    with pytest.raises(BundleError, match=r"bundle version 99 is not supported \(this code reads 1, 2\)"):
         load_bundle(tmp_path / "b")
     meta.write_text("{not json")
     with pytest.raises(BundleError, match=r"meta.json: unreadable"):
@@ -91,7 +91,7 @@ def test_load_corrupt_and_incomplete_arrays(tmp_path):
 def test_meta_is_readable_json(tmp_path):
     save_bundle(tiny_bundle(), tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "meta.json").read_text())
-    assert meta["version"] == 1 and meta["fps"] == 30.0 and meta["gt"]["joint_types"] == ["revolute", "prismatic"]
+    assert meta["version"] == 2 and meta["fps"] == 30.0 and meta["gt"]["joint_types"] == ["revolute", "prismatic"]
 
 
 B = tiny_bundle()
@@ -109,3 +109,13 @@ def test_property_any_field_value_validates_or_raises_bundle_error(field, value)
         validate_bundle(dataclasses.replace(B, **{field: value}))
     except BundleError as e:
         assert str(e)
+
+
+def test_version_1_bundle_still_loads(tmp_path):
+    b = tiny_bundle(optional=False)
+    save_bundle(b, tmp_path / "b")
+    meta = tmp_path / "b" / "meta.json"
+    meta.write_text(meta.read_text().replace('"version": 2', '"version": 1'))
+    loaded = load_bundle(tmp_path / "b")
+    assert loaded.T_cam_world is None and loaded.body_landmarks is None
+    assert_bundles_equal(b, loaded)

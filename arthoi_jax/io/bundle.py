@@ -4,7 +4,8 @@ A bundle is a folder holding `meta.json` (version, scalars, text) and `arrays.np
 below). `save_bundle` writes it atomically; `load_bundle` validates it and names the first problem.
 
 Conventions (fixed here, used everywhere):
-  * Camera: static, OpenCV frame (x right, y down, z forward); the world frame is the camera of frame 0.
+  * Camera: OpenCV frame (x right, y down, z forward); the world frame is the camera of frame 0. A moving camera
+    is given by per-frame world-to-camera extrinsics `T_cam_world` (version 2); None means a static camera.
   * Pixels: continuous image coordinates; pixel (row i, column j) covers [j, j+1) x [i, i+1), so its centre
     is (j + 0.5, i + 0.5). Tracks and keypoints are (x, y) in these coordinates; K maps camera points to them.
   * Units: metres, radians, seconds. Axis-angle rotations. Rigid transforms are 4x4 matrices.
@@ -24,6 +25,11 @@ Fields (T frames, H x W pixels, N tracks, P moving parts, B betas):
   hand_keypoint_conf [T, 2, 21] float32 | None   in [0, 1]
   foot_contact    [T, 4] bool | None   order `FOOT_CONTACT_JOINTS`
   gt              GroundTruth | None   synthetic scenes only
+  T_cam_world     [T, 4, 4] float64 | None   world-to-camera per frame, identity at frame 0 (v2; None: static)
+  body_landmarks  [T, 33, 2] float32 | None  MediaPipe Pose's 33 landmarks, pixels (v2)
+  body_landmark_conf [T, 33] float32 | None  in [0, 1]; 0 where no body was found (v2)
+
+Versions: 1 (static camera only) still loads; 2 adds T_cam_world and the body landmarks. Saving writes 2.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ import numpy as np
 
 from arthoi_jax.errors import BundleError
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FOOT_CONTACT_JOINTS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 # Values of GroundTruth.part_ids; moving part p (0-based) has id MOVING_PART_ID0 + p.
 BACKGROUND_ID, STATIC_PART_ID, MOVING_PART_ID0, HUMAN_ID = 0, 1, 2, 255
@@ -100,6 +107,9 @@ class SceneBundle:
     hand_keypoint_conf: Optional[np.ndarray] = None
     foot_contact: Optional[np.ndarray] = None
     gt: Optional[GroundTruth] = None
+    T_cam_world: Optional[np.ndarray] = None
+    body_landmarks: Optional[np.ndarray] = None
+    body_landmark_conf: Optional[np.ndarray] = None
 
     @property
     def num_frames(self) -> int:
@@ -126,7 +136,12 @@ _SPEC = {
     "hand_keypoints": ("f", ("T", 2, 21, 2)),
     "hand_keypoint_conf": ("f", ("T", 2, 21)),
     "foot_contact": ("b", ("T", 4)),
+    "T_cam_world": ("f", ("T", 4, 4)),
+    "body_landmarks": ("f", ("T", 33, 2)),
+    "body_landmark_conf": ("f", ("T", 33)),
 }
+_OPTIONAL = ("hand_keypoints", "hand_keypoint_conf", "foot_contact", "T_cam_world", "body_landmarks",
+             "body_landmark_conf")
 _SMPLX_SPEC = {
     "betas": ("f", ("B",)),
     "global_orient": ("f", ("T", 3)),
@@ -187,11 +202,13 @@ def validate_bundle(b: SceneBundle) -> None:
     dims: dict = {}
     for name, (kind, shape) in _SPEC.items():
         x = getattr(b, name)
-        if x is None and name in ("hand_keypoints", "hand_keypoint_conf", "foot_contact"):
+        if x is None and name in _OPTIONAL:
             continue
         _check_array(name, x, kind, shape, dims)
     if (b.hand_keypoints is None) != (b.hand_keypoint_conf is None):
         raise BundleError("hand_keypoints and hand_keypoint_conf must be given together")
+    if (b.body_landmarks is None) != (b.body_landmark_conf is None):
+        raise BundleError("body_landmarks and body_landmark_conf must be given together")
     T, H, W = dims["T"], dims["H"], dims["W"]
     if T < 2:
         raise BundleError(f"frames: need at least 2 frames, got T={T}")
@@ -219,12 +236,30 @@ def validate_bundle(b: SceneBundle) -> None:
         )
     if not isinstance(b.prompt, str):
         raise BundleError(f"prompt: expected a string, got {type(b.prompt).__name__}")
-    if b.hand_keypoint_conf is not None and (b.hand_keypoint_conf.min() < 0 or b.hand_keypoint_conf.max() > 1):
-        raise BundleError("hand_keypoint_conf: expected values in [0, 1]")
+    for name in ("hand_keypoint_conf", "body_landmark_conf"):
+        conf = getattr(b, name)
+        if conf is not None and conf.size and (conf.min() < 0 or conf.max() > 1):
+            raise BundleError(f"{name}: expected values in [0, 1]")
+    if b.T_cam_world is not None:
+        _validate_extrinsics(b.T_cam_world)
     if b.smplx_init is not None:
         _validate_smplx("smplx_init", b.smplx_init, T)
     if b.gt is not None:
         _validate_gt(b.gt, T, H, W)
+
+
+def _validate_extrinsics(T_cw: np.ndarray) -> None:
+    if np.abs(T_cw[0] - np.eye(4)).max() > 1e-6:
+        raise BundleError("T_cam_world: frame 0 must be the identity (the world frame is the camera of frame 0)")
+    if np.abs(T_cw[:, 3] - [0, 0, 0, 1]).max() > 1e-9:
+        raise BundleError("T_cam_world: the last row of every matrix must be [0, 0, 0, 1]")
+    R = T_cw[:, :3, :3]
+    err = np.abs(R @ np.swapaxes(R, 1, 2) - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(R)
+    bad = np.flatnonzero((err > 1e-4) | (det < 0))
+    if bad.size:
+        t = int(bad[0])
+        raise BundleError(f"T_cam_world: frame {t} is not a rigid transform (|R R^T - I| = {err[t]:.2g}, det R = {det[t]:.3g})")
 
 
 def _validate_smplx(prefix: str, p: SmplxParams, T: int) -> None:
@@ -327,8 +362,9 @@ def load_bundle(path: str | Path) -> SceneBundle:
     if not isinstance(meta, dict):
         raise BundleError(f"{meta_path}: expected a JSON object")
     version = meta.get("version")
-    if version != BUNDLE_VERSION:
-        raise BundleError(f"{meta_path}: bundle version {version!r} is not supported (this code reads {BUNDLE_VERSION})")
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
+        raise BundleError(f"{meta_path}: bundle version {version!r} is not supported (this code reads {readable})")
     try:
         with np.load(arrays_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
