@@ -47,6 +47,7 @@ class Stage1Problem:
     tracks: np.ndarray  # [T, M, 2] float32 pixels
     visibility: np.ndarray  # [T, M] bool
     init: np.ndarray  # [T, P, 4, 4] closed-form initial poses
+    pnp: np.ndarray  # [T, P, 4, 4] per-frame PnP poses
     joints: tuple[JointFit, ...] | None  # the fixed joints of the 1-DOF modes (None: free_se3)
     cfg: Stage1Config
     render_cfg: RenderConfig
@@ -62,15 +63,12 @@ def prepare(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, vi
     """The host-side preparation of stage1.optimize (same arguments) for one scene."""
     T, H, W = object_masks.shape
     K = np.asarray(K, np.float64)
-    init = stage1.initial_poses(seg, tracks, visibility, K, cfg)
-    joints = None
-    if cfg.articulation != "free_se3":
-        joints = tuple(fit_joint(init[:, p], stage1._part_points(seg, p), cfg.articulation)
-                       for p in range(seg.num_parts))
+    init, pnp, init_joints = stage1.initial_poses(seg, tracks, visibility, K, cfg)
+    joints = None if cfg.articulation == "free_se3" else init_joints
     scene = stage1.build_scene(seg, K, (H, W), cfg, binding_radius_m, joints)
     images, masks = stage1._frame_arrays(frames, object_masks, stage1.render_size(H, W, cfg.render_downsample))
     return Stage1Problem(seg=seg, scene=scene, images=images, masks=masks, tracks=tracks.astype(np.float32),
-                         visibility=np.asarray(visibility, bool), init=init, joints=joints, cfg=cfg,
+                         visibility=np.asarray(visibility, bool), init=init, pnp=pnp, joints=joints, cfg=cfg,
                          render_cfg=render_cfg)
 
 
@@ -200,7 +198,7 @@ def _result(p: Stage1Problem, snap: Snapshot, s: int) -> stage1.Stage1Result | O
     poses = snap["poses"][s, :T]
     kind = "auto" if p.cfg.articulation == "free_se3" else p.cfg.articulation
     fits = tuple(fit_joint(poses[:, q], stage1._part_points(p.seg, q), kind) for q in range(p.seg.num_parts))
-    return stage1.Stage1Result(poses=poses, init_poses=p.init, joints=fits, iterations=snap["iterations"][s, :T],
+    return stage1.Stage1Result(poses=poses, init_poses=p.init, pnp_poses=p.pnp, joints=fits, iterations=snap["iterations"][s, :T],
                                loss=snap["loss"][s, :T], terms=snap["terms"][s, :T])
 
 
