@@ -138,7 +138,10 @@ def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray
     rev = fit.joint_type == "revolute"
     fk = np.array([K[0, 0], K[1, 1]])
     ck = K[:2, 2]
-    vis = visibility[1:]
+    finite = np.all(np.isfinite(points), -1) & np.all(np.isfinite(tracks), -1)  # [T, M]
+    vis = visibility[1:] & finite[1:] & finite[:1]
+    points = np.where(finite[0][:, None], points, 0.0)
+    tracks = np.where(finite[..., None], tracks, 0.0)
 
     def unpack(x):
         axis = x[:3] / max(np.linalg.norm(x[:3]), 1e-12)

@@ -153,7 +153,7 @@ class Stage2Config:
     eta: float = bounded(1.0, 0.0)
     grad_clip: float = bounded(1.0, 0.0, None, lo_open=True)
     # Penetration: human vertices behind the object surface (signed distance along the surface normal).
-    lambda_pen: float = bounded(1e4, 0.0)
+    lambda_pen: float = bounded(1e5, 0.0)
     # decoupled: object poses fixed from Stage I (the paper); joint: object part poses optimized with the human.
     mode: Literal["decoupled", "joint"] = "decoupled"
     # Contact keypoints (Fig. 3c): a 2D hand keypoint is lifted when its confidence >= contact_conf and the
@@ -210,8 +210,9 @@ class PreprocessConfig:
     fov_deg: float = bounded(55.0, 10.0, 150.0)
     prompt: str = ""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Masks. auto: gt for synthetic bundles, else files when given, else sam from the frame-0 prompts.
-    masks: Literal["auto", "gt", "files", "sam"] = "auto"
+    # Masks. auto: gt for synthetic bundles, else files when given, else sam when `sam_checkpoint` is set, else
+    # grabcut (weight-free: GrabCut seeded by the frame-0 object_box / object_points, carried by optical flow).
+    masks: Literal["auto", "gt", "files", "sam", "grabcut"] = "auto"
     object_mask_path: Optional[str] = None  # one PNG (frame 0, carried by the tracks) or a folder of per-frame PNGs
     human_mask_path: Optional[str] = None
     object_points: tuple[tuple[float, float], ...] = ()  # positive SAM prompts on frame 0, output pixels
@@ -232,14 +233,75 @@ class PreprocessConfig:
     fb_threshold_px: float = bounded(1.0, 0.0, None, lo_open=True)  # forward-backward error that ends a track
     lk_max_error: float = bounded(10.0, 0.0, 255.0, lo_open=True)  # lk: mean grey-level change that ends a track
     # Depth of frame 0. auto: gt for synthetic bundles, file when `depth_path` is set, model when `depth_model`
-    # is set, else constant. Relative (non-metric) depth is scaled so its median on the object is `depth_median_m`.
-    depth: Literal["auto", "gt", "file", "model", "constant"] = "auto"
+    # is set, else geometry when a body is fitted (coarse: ground plane under the fitted feet, object at the
+    # hand-contact / body depth; see preprocess/scene_depth.py), else constant. Relative (non-metric) model depth
+    # is scaled to the fitted body's depth, or without a body so its median on the object is `depth_median_m`.
+    depth: Literal["auto", "gt", "file", "model", "geometry", "constant"] = "auto"
     depth_path: Optional[str] = None  # .npy metres, or 16-bit PNG millimetres
     depth_model: Optional[str] = None  # local folder of a transformers depth-estimation model
     depth_median_m: float = bounded(2.5, 0.0, None, lo_open=True)
     # Human initialisation (GVHMR results, hand keypoints [T, 2, 21, 2] in source-video pixels).
     gvhmr_results: Optional[str] = None
     hand_keypoints_path: Optional[str] = None
+    # Human perception. auto: none for synthetic scenes; files when human_mask_path is set; else mediapipe
+    # (person mask, body landmarks, hand keypoints, foot contact; settings in the `human` section).
+    human: Literal["auto", "mediapipe", "files", "none"] = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class HumanConfig:
+    """Human perception of a real video (MediaPipe legacy solutions, weights inside the wheel) and the
+    checkpoint-free body initialization (arthoi_jax/body/fit2d.py)."""
+
+    mask_source: Literal["pose", "selfie"] = "pose"
+    model_complexity: int = bounded(1, 0, 2)
+    detect_hands: bool = True
+    min_detection_confidence: float = bounded(0.5, 0.0, 1.0)
+    mask_threshold: float = bounded(0.5, 0.0, 1.0)
+    foot_contact_max_speed: float = bounded(0.15, 0.0, None, lo_open=True)  # body heights per second
+    foot_contact_min_conf: float = bounded(0.5, 0.0, 1.0)
+    # smplx_init: auto = gvhmr when preprocess.gvhmr_results is set, else fit2d when body landmarks exist.
+    init: Literal["auto", "gvhmr", "fit2d", "none"] = "auto"
+    fit_steps: int = bounded(400, 1)
+    fit_lr: float = bounded(0.02, 0.0, None, lo_open=True)
+    fit_min_conf: float = bounded(0.3, 0.0, 1.0)  # landmarks below this visibility are ignored
+    robust_sigma: float = bounded(0.05, 0.0, None, lo_open=True)  # Geman-McClure scale, fraction of max(H, W)
+    body_height_m: float = bounded(1.7, 0.5, 2.5)  # the height prior that fixes metric scale
+    body_height_sigma_m: float = bounded(0.05, 0.0, None, lo_open=True)
+    lambda_pose: float = bounded(1.0, 0.0)
+    lambda_shape: float = bounded(1.0, 0.0)
+    lambda_bend: float = bounded(1.0, 0.0)
+    lambda_smooth: float = bounded(100.0, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraMotionConfig:
+    """Per-frame camera poses from background tracks (preprocess/camera_motion.py) -> bundle.T_cam_world."""
+
+    # auto: estimated for videos (a failure is logged and leaves a static camera), never for synthetic scenes.
+    enabled: Literal["auto", "on", "off"] = "auto"
+    # auto: rotation (+ least-squares translation) when the depth is a guess (geometry/constant), the full
+    # essential-matrix + two-view refinement when it is measured (file/model); see estimate_camera_motion.
+    model: Literal["auto", "rotation", "full"] = "auto"
+    step_px: int = bounded(16, 1, 256)
+    margin_px: int = bounded(8, 0, 256)
+    ransac_px: float = bounded(1.0, 0.0, None, lo_open=True)
+    min_points: int = bounded(20, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextToVideoConfig:
+    """Prompt -> video when the scene has no video (preprocess/text_to_video.py, a local diffusers folder)."""
+
+    checkpoint: Optional[str] = None
+    num_frames: int = bounded(49, 2)
+    height: int = bounded(480, 8, 4096)
+    width: int = bounded(720, 8, 4096)
+    fps: float = bounded(8.0, 0.0, 240.0, lo_open=True)
+    num_inference_steps: int = bounded(25, 1)
+    guidance_scale: float = bounded(7.5, 0.0)
+    seed: int = bounded(0, 0)
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +359,9 @@ class Config:
     stage2: Stage2Config = Stage2Config()
     hmr_sim: HmrSimConfig = HmrSimConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    human: HumanConfig = HumanConfig()
+    camera_motion: CameraMotionConfig = CameraMotionConfig()
+    text_to_video: TextToVideoConfig = TextToVideoConfig()
     body: BodyConfig = BodyConfig()
     batch: BatchConfig = BatchConfig()
     output: OutputConfig = OutputConfig()

@@ -71,7 +71,7 @@ def _preprocess(ctx: RunContext, out: Path) -> None:
     from arthoi_jax.preprocess.video_to_bundle import resolve, retrack_bundle, video_to_bundle
 
     cfg, source = ctx.config.preprocess, ctx.config.scene.source
-    methods = resolve(cfg, source)
+    methods, details = resolve(cfg, source), {}
     if source == "synthetic":
         if methods["tracker"] == "gt":
             log.info("preprocess: tracker 'gt', the generated bundle is used as it is")
@@ -81,22 +81,40 @@ def _preprocess(ctx: RunContext, out: Path) -> None:
     else:
         sam, tracker = adapters.make_sam(cfg, methods), adapters.make_tracker(cfg, methods)
         depth_model = adapters.make_depth_model(cfg, methods)
-        v = read_video(ctx.config.scene.video, width=cfg.width, height=cfg.height, max_frames=cfg.max_frames,
+        human = adapters.make_human_steps(ctx.config, methods)
+        video = ctx.config.scene.video or _generate_video(ctx.config, out)
+        v = read_video(video, width=cfg.width, height=cfg.height, max_frames=cfg.max_frames,
                        frame_step=cfg.frame_step, fps=cfg.fps)
         side = read_side_inputs(cfg, methods, len(v.frames), v.frames.shape[1:3], ctx.config.body.num_expression)
         hmr_hands = side.smplx_init is not None and side.hand_keypoints is None
         b = video_to_bundle(v.frames, v.fps, v.source_size, cfg, side, methods=methods, sam=sam,
                             tracker=tracker, depth_model=depth_model,
-                            joints_fn=adapters.make_joints_fn(ctx.config.body) if hmr_hands else None)
+                            joints_fn=adapters.make_joints_fn(ctx.config.body) if hmr_hands else None,
+                            human=human, details=details)
     bundle_io.save_bundle(b, out / "bundle")
-    write_json(out / "summary.json", {
+    write_json(out / "summary.json", {**details,
         **methods, "frames": b.num_frames, "height": b.image_size[0], "width": b.image_size[1], "fps": b.fps,
         "tracks": b.tracks.shape[1], "visible_fraction": float(b.visibility.mean()),
         "empty_object_mask_frames": [t for t in range(b.num_frames) if not b.object_masks[t].any()],
-        "smplx_init": b.smplx_init is not None, "hand_keypoints": b.hand_keypoints is not None})
+        "smplx_init": b.smplx_init is not None, "hand_keypoints": b.hand_keypoints is not None,
+        "body_landmarks": b.body_landmarks is not None, "camera_moves": b.T_cam_world is not None,
+        "foot_contact_frames": None if b.foot_contact is None else int(b.foot_contact.any(1).sum())})
     shown = overlay(b)
     media.write_video(out / "preview.mp4", shown, b.fps)
     media.write_png(out / "preview.png", media.contact_sheet(shown))
+
+
+def _generate_video(config: config_lib.Config, out: Path) -> Path:
+    """Text in: the video of `preprocess.prompt` from the `text_to_video` checkpoint, written to out/generated.mp4."""
+    from arthoi_jax.preprocess.text_to_video import text_to_video
+
+    t2v = config.text_to_video
+    g = text_to_video(t2v.checkpoint, config.preprocess.prompt, device=config.preprocess.device, dtype=t2v.dtype,
+                      num_frames=t2v.num_frames, height=t2v.height, width=t2v.width, fps=t2v.fps,
+                      num_inference_steps=t2v.num_inference_steps, guidance_scale=t2v.guidance_scale, seed=t2v.seed)
+    media.write_video(out / "generated.mp4", g.frames, g.fps)
+    log.info("preprocess: generated %d frames from the prompt with %s", len(g.frames), g.pipeline)
+    return out / "generated.mp4"
 
 
 def _segment(ctx: RunContext, out: Path) -> None:
@@ -204,8 +222,10 @@ def run(config_path, *, overrides=(), stage: str = "all", out=None, resume=False
         raise ConfigError(f"--stage {stage!r} is not a stage; allowed: all, {', '.join(STAGES)}")
     if cfg.scene.source == "bundle" and not cfg.scene.bundle:
         raise ConfigError("scene.bundle: required when scene.source is 'bundle'")
-    if cfg.scene.source == "video" and not cfg.scene.video:
-        raise ConfigError("scene.video: required when scene.source is 'video'")
+    if cfg.scene.source == "video" and not cfg.scene.video and not (cfg.preprocess.prompt and
+                                                                    cfg.text_to_video.checkpoint):
+        raise ConfigError("scene.video: required when scene.source is 'video', unless the video is to be generated: "
+                          "then set preprocess.prompt and text_to_video.checkpoint (a local diffusers folder)")
     run_dir = Path(out) if out else Path("out") / cfg.scene.name
     # A single named stage writes into an existing run folder; it still refuses to replace its own results.
     run_dir = prepare_run_dir(run_dir, resume=resume or stage != "all", overwrite=overwrite)

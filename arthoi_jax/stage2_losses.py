@@ -1,7 +1,7 @@
 """Stage II losses (Eq. 9-12 and the contact and penetration terms): pure functions of arrays.
 
-Sums over frames as in the paper; means over pixels, points and joints so that a term's size does not depend
-on the image size or the number of sampled points. Unweighted: Stage II multiplies by the config's lambdas.
+Sums over frames as in the paper; means over pixels and joints so that a term's size does not depend on the
+image size (penetration sums over the body points: a few penetrating vertices must still count). Unweighted: Stage II multiplies by the config's lambdas.
 """
 
 from __future__ import annotations
@@ -79,14 +79,15 @@ def penetration_loss(points: jnp.ndarray, surface: jnp.ndarray, normals: jnp.nda
                      radius: float) -> jnp.ndarray:
     """Body points behind the object surface: for each point its nearest surface point p with outward normal n;
     the signed distance (x - p) . n < 0 is penalised squared when |x - p| < radius (the surface is a shell, so
-    only the layer behind it can be called inside). points [T, N, 3]; surface, normals [T, S, 3]; valid [S]."""
+    only the layer behind it can be called inside), summed over points: each penetrating vertex counts, however
+    few there are. points [T, N, 3]; surface, normals [T, S, 3]; valid [S]."""
 
     def frame(args):
         x, s, n = args
         idx, d2 = nearest(jax.lax.stop_gradient(x), s, valid)  # which point is nearest is not differentiated
         sd = jnp.sum((x - s[idx]) * n[idx], -1)
         inside = (sd < 0) & (d2 < radius**2)
-        return jnp.mean(jnp.where(inside, sd**2, 0.0))
+        return jnp.sum(jnp.where(inside, sd**2, 0.0))
 
     # One frame at a time: the [N, S] distance table of every frame at once would not fit in memory.
     return jnp.sum(jax.lax.map(frame, (points, surface, normals)))

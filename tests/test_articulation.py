@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from arthoi_jax.articulation import PRISMATIC, REVOLUTE, fit_joint, fit_prismatic, fit_revolute, joint_transform
+from arthoi_jax.articulation import (
+    PRISMATIC,
+    REVOLUTE,
+    fit_joint,
+    fit_prismatic,
+    fit_revolute,
+    joint_transform,
+    refine_joint_on_tracks,
+)
 
 
 def _revolute_poses(axis, pivot, angles):
@@ -107,3 +115,21 @@ def test_fit_joint_auto_picks_the_true_type():
     assert fit_joint(pri, POINTS, "auto").joint_type == "prismatic"
     # The wrong model leaves a residual of the size of the motion.
     assert fit_prismatic(rev, POINTS).residual_m > 0.05
+
+
+def test_refine_joint_on_tracks_recovers_the_axis_from_a_tilted_start_despite_outliers():
+    K = np.array([[250.0, 0, 128], [0, 250.0, 96], [0, 0, 1]])
+    rng = np.random.default_rng(3)
+    pts = rng.uniform([-0.1, -0.5, 2.4], [0.5, 0.5, 2.6], (150, 3))
+    angles = np.linspace(0, 1.0, 10)
+    poses = _revolute_poses(AXIS, PIVOT, angles)
+    X = np.einsum("tij,nj->tni", poses[:, :3, :3], pts) + poses[:, None, :3, 3]
+    tracks = X[..., :2] / X[..., 2:] * 250 + [128, 96] + rng.normal(0, 0.5, (10, 150, 2))
+    tracks[:, :10] += 25.0  # ten tracks stuck elsewhere
+    vis = np.ones((10, 150), bool)
+    tilted = Rotation.from_rotvec([0.15, 0, 0.1]).apply(AXIS)
+    start = fit_revolute(_revolute_poses(tilted, PIVOT + 0.05, angles * 1.2), pts)
+    fit = refine_joint_on_tracks(start, pts, tracks, vis, K)
+    assert np.rad2deg(np.arccos(abs(fit.axis @ AXIS))) < 0.5
+    sign = np.sign(fit.axis @ AXIS)
+    np.testing.assert_allclose(sign * fit.values, angles, atol=np.deg2rad(1.0))

@@ -92,7 +92,8 @@ def test_a_bucket_compiles_once(batch):
 
 def test_four_devices_give_the_results_of_one(batch, tmp_path):
     _, _, results, _ = batch
-    script = (f"import numpy as np\nfrom tests import test_batch as t\n"
+    script = (f"import logging\nimport numpy as np\nfrom tests import test_batch as t\n"
+              f"logging.basicConfig(level=logging.INFO)\n"
               f"import jax; assert jax.device_count() == 4, jax.devices()\n"
               f"np.savez({str(tmp_path / 'poses.npz')!r}, **t.poses_npz(t.run_batch(t.problems(t.bundles()))))\n")
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",

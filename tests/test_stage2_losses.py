@@ -40,7 +40,7 @@ def test_penetration_only_behind_the_surface_and_within_the_radius():
     valid = jnp.ones(len(xy), bool)
     pts = jnp.array([[[0.0, 0.0, 0.9], [0.0, 0.0, 1.05], [0.0, 0.0, 1.5]]])  # in front, 5 cm behind, 50 cm behind
     loss = float(L.penetration_loss(pts, surf, normals, valid, 0.1))
-    assert loss == pytest.approx(0.05**2 / 3, rel=1e-4)
+    assert loss == pytest.approx(0.05**2, rel=1e-4)
 
 
 def test_contact_loss_is_the_closest_hand_to_surface_distance():

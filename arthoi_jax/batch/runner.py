@@ -66,7 +66,8 @@ def scene_configs(config_path, cfg: config_lib.Config, overrides=()) -> list[tup
         except ConfigError as e:
             raise ConfigError(f"batch.scenes[{i}] ({spec.name}): {e}") from None
         if c.scene.source == "bundle" and not c.scene.bundle:
-            raise ConfigError(f"batch.scenes[{i}] ({spec.name}): scene.bundle is required when scene.source is 'bundle'")
+            raise ConfigError(f"batch.scenes[{i}] ({spec.name}): scene.bundle is required when scene.source is "
+                              "'bundle'")
         if c.scene.source == "video" and not c.scene.video:
             raise ConfigError(f"batch.scenes[{i}] ({spec.name}): scene.video is required when scene.source is 'video'")
         out.append((spec.name, c))
@@ -125,18 +126,15 @@ def _run_group(key, group, cfg: config_lib.Config, run_dir: Path, mesh) -> dict:
     chunks = -(-key.stage1.iters_per_frame // key.stage1.steps_per_chunk)
     step_id = lambda snap: int(snap["t"]) * (chunks + 1) + int(snap["chunk"])
 
-    def on_chunk(snap, steps_run, frame_done):
-        ckpt.maybe_save(step_id(snap), lambda: stage1_batch.snapshot_arrays(snap), steps_run)
-
     traces0, t0 = stage1_batch.TRACE_COUNT["steps"], time.perf_counter()
     log.info("stage1 bucket %s: %d scene(s) %s on %d device(s)", key.label(), len(group), names, mesh.devices.size)
     snapshot = {}
 
-    def keep(snap, steps_run, frame_done):
+    def on_chunk(snap, steps_run):
         snapshot.update(snap)
-        on_chunk(snap, steps_run, frame_done)
+        ckpt.maybe_save(step_id(snap), lambda: stage1_batch.snapshot_arrays(snap), steps_run)
 
-    results = stage1_batch.optimize_batch([p for _, _, p in group], key, mesh, resume=resume, on_chunk=keep,
+    results = stage1_batch.optimize_batch([p for _, _, p in group], key, mesh, resume=resume, on_chunk=on_chunk,
                                           progress=cfg.output.progress)
     if snapshot:  # the stage boundary: Stage I of the bucket done
         ckpt.save(step_id(snapshot) + 1, stage1_batch.snapshot_arrays(snapshot))
@@ -200,7 +198,8 @@ def run_batch(config_path, cfg: config_lib.Config, *, overrides=(), stage: str =
     failed = [s for s in scenes if s.error is not None]
     report = {"seconds": round(time.perf_counter() - t0, 3), "devices": int(mesh.devices.size),
               "platform": jax.devices()[0].platform, "processes": jax.process_count(), "buckets": buckets,
-              "scenes": {s.name: {"status": "failed", **s.error} if s.error else {"status": "ok"} for s in scenes}}
+              "scenes": {s.name: {"status": "failed", **s.error} if s.error else
+                         {"status": "ok", "metrics": batch_outputs.scene_summary(s.ctx.run_dir)} for s in scenes}}
     if jax.process_index() == 0:
         batch_outputs.write_report(run_dir / "batch_report.json", report)
     log.info("batch: %d of %d scene(s) finished; %d failed%s", len(scenes) - len(failed), len(scenes), len(failed),

@@ -129,12 +129,12 @@ def _new_snapshot(n: int, T: int, P: int) -> Snapshot:
 
 
 def optimize_batch(problems: list[Stage1Problem], key: BucketKey, mesh: jax.sharding.Mesh, *,
-                   resume: Snapshot | None = None, on_chunk: Callable[[Snapshot, int, bool], None] | None = None,
+                   resume: Snapshot | None = None, on_chunk: Callable[[Snapshot, int], None] | None = None,
                    progress: bool = True) -> list[stage1.Stage1Result | OptimizationError]:
     """Stage I of every problem (all of bucket `key`) in one vmapped program sharded over `mesh`.
 
-    on_chunk(snapshot, steps_run, frame_done) is called after every chunk (steps_run: optimization steps of that
-    chunk; frame_done: True at the end of a frame). `resume`: a snapshot to continue from.
+    on_chunk(snapshot, steps_run) is called after every chunk and at the end of every frame (steps_run: the
+    optimization steps since its last call). `resume`: a snapshot to continue from.
     Returns, per problem, its Stage1Result or the OptimizationError that stopped it.
     """
     cfg, render_cfg, P = key.stage1, key.render, key.num_parts
@@ -167,9 +167,10 @@ def optimize_batch(problems: list[Stage1Problem], key: BucketKey, mesh: jax.shar
             snap.update(t=np.int64(t), chunk=np.int64(c + 1), state=host)
             all_done = bool(host.done.all())
             if on_chunk is not None and not all_done:
-                on_chunk(snap, cfg.steps_per_chunk, False)
+                on_chunk(snap, cfg.steps_per_chunk)
             running = active & (snap["failed_frame"] < 0)
-            bar.set_postfix(frame=t, step=int(host.step.max()), loss=f"{host.loss[running].mean() if running.any() else 0:.4g}")
+            mean_loss = host.loss[running].mean() if running.any() else 0.0
+            bar.set_postfix(frame=t, step=int(host.step.max()), loss=f"{mean_loss:.4g}")
             if all_done:
                 break
         poses_t = sharding.to_host(_batched_poses(state.params, scene_b, frame_b, cfg=cfg))
@@ -181,7 +182,7 @@ def optimize_batch(problems: list[Stage1Problem], key: BucketKey, mesh: jax.shar
         snap["terms"][ok, t] = host.terms[ok]
         snap.update(t=np.int64(t + 1), chunk=np.int64(0), state=host)
         if on_chunk is not None:
-            on_chunk(snap, cfg.steps_per_chunk if all_done else 0, True)
+            on_chunk(snap, cfg.steps_per_chunk if all_done else 0)
         bar.update(1)
     bar.close()
     return [_result(p, snap, s) for s, p in enumerate(problems)]
@@ -198,7 +199,8 @@ def _result(p: Stage1Problem, snap: Snapshot, s: int) -> stage1.Stage1Result | O
     poses = snap["poses"][s, :T]
     kind = "auto" if p.cfg.articulation == "free_se3" else p.cfg.articulation
     fits = tuple(fit_joint(poses[:, q], stage1._part_points(p.seg, q), kind) for q in range(p.seg.num_parts))
-    return stage1.Stage1Result(poses=poses, init_poses=p.init, pnp_poses=p.pnp, joints=fits, iterations=snap["iterations"][s, :T],
+    return stage1.Stage1Result(poses=poses, init_poses=p.init, pnp_poses=p.pnp, joints=fits,
+                               iterations=snap["iterations"][s, :T],
                                loss=snap["loss"][s, :T], terms=snap["terms"][s, :T])
 
 

@@ -3,6 +3,7 @@ report. All writes are atomic."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from arthoi_jax import stage1
@@ -25,3 +26,18 @@ def write_report(path: Path, report: dict) -> None:
     """batch_report.json: per scene its status (ok | failed, with the stage and error) and per bucket its shapes,
     scene count, devices, compiles and time."""
     write_json(path, report)
+
+
+def scene_summary(scene_dir: Path) -> dict:
+    """The top-level numbers of a finished scene's evaluate/metrics.json (nested entries left out), or {}."""
+    path = Path(scene_dir) / "evaluate" / "metrics.json"
+    if not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text())
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)):
+            out[k] = v
+        elif isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
+            out[k] = v
+    return out

@@ -51,8 +51,8 @@ def run_stage2(cfg, bundle, segment_dir: Path, stage1_dir: Path, out: Path) -> N
         return
     seg = stage1_outputs.load_segmentation(segment_dir)
     poses, _ = stage1_outputs.load_stage1(stage1_dir)
-    if cfg.stage2.mode == "joint":  # the baseline starts from the closed-form poses, not Stage I's result
-        poses = stage1.initial_poses(seg, bundle.tracks, bundle.visibility, bundle.K, cfg.stage1)
+    if cfg.stage2.mode == "joint":  # the baseline starts from the per-frame PnP poses, not Stage I's result
+        poses = stage1.initial_poses(seg, bundle.tracks, bundle.visibility, bundle.K, cfg.stage1)[1]
     model = load_body_model(cfg.body)
     data = stage2.prepare(bundle, seg, poses, model, cfg.stage2, cfg.stage1, cfg.render,
                           cfg.segmentation.binding_radius_m)

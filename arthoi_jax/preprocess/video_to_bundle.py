@@ -1,9 +1,11 @@
 """Assembles a scene bundle from decoded frames and side inputs. Pure except for the adapters it is handed
 (SAM, a tracker, a depth model, an SMPL-X joint function), which the pipeline builds from the config.
 
-Order: camera -> frame-0 masks (files or SAM prompts) -> tracks of grid queries inside the object mask (plus a
-coarse grid elsewhere, used only to give SAM negative prompts) -> masks of every frame -> depth of frame 0 ->
-human initialisation (GVHMR parameters, hand keypoints) -> validated `SceneBundle`.
+Order: camera -> human perception (MediaPipe: person masks, body landmarks, hands) -> frame-0 masks (files, SAM
+prompts, or GrabCut seeded by the prompts) -> tracks of grid queries inside the object mask (plus a coarse grid
+elsewhere, used only to give SAM negative prompts) -> masks of every frame -> body fit to the landmarks (when no
+GVHMR result is given) -> depth of frame 0 -> camera motion from the background -> foot contact -> human
+initialisation in the world frame (GVHMR parameters or the fit, hand keypoints) -> validated `SceneBundle`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from arthoi_jax.io.bundle import SceneBundle, SmplxParams, validate_bundle
 from arthoi_jax.preprocess import depth as depth_lib
 from arthoi_jax.preprocess import hands as hands_lib
 from arthoi_jax.preprocess import masks as masks_lib
+from arthoi_jax.preprocess import scene_depth
+from arthoi_jax.preprocess.foot_contact import foot_contact_from_landmarks
 from arthoi_jax.preprocess.lk_tracker import grid_queries, track_points, track_points_dense
+from arthoi_jax.preprocess.object_prompt import grabcut_object_mask
 
 log = logging.getLogger("arthoi_jax")
 
@@ -43,17 +48,26 @@ class SideInputs:
 
 
 def resolve(cfg: PreprocessConfig, source: str) -> dict[str, str]:
-    """The concrete mask, tracker and depth methods that 'auto' stands for, for scene source `source`."""
+    """The concrete mask, tracker, depth and human-perception methods that 'auto' stands for, for scene source
+    `source`."""
     synthetic = source in ("synthetic", "bundle")
+    human = cfg.human
+    if human == "auto":
+        human = "none" if synthetic else "files" if cfg.human_mask_path else "mediapipe"
+    if human == "files" and not cfg.human_mask_path:
+        raise ConfigError("preprocess.human_mask_path: required when preprocess.human is 'files'")
     masks = cfg.masks
     if masks == "auto":
-        masks = "gt" if synthetic else ("files" if cfg.object_mask_path else "sam")
+        masks = ("gt" if synthetic else "files" if cfg.object_mask_path else "sam" if cfg.sam_checkpoint
+                 else "grabcut")
     tracker = cfg.tracker
     if tracker == "auto":
         tracker = "gt" if synthetic else ("cotracker" if cfg.cotracker_checkpoint else "dense")
     depth = cfg.depth
     if depth == "auto":
-        depth = "gt" if synthetic else "file" if cfg.depth_path else "model" if cfg.depth_model else "constant"
+        body = human == "mediapipe" or cfg.gvhmr_results
+        depth = ("gt" if synthetic else "file" if cfg.depth_path else "model" if cfg.depth_model
+                 else "geometry" if body else "constant")
     if not synthetic:
         for key, value in (("masks", masks), ("tracker", tracker), ("depth", depth)):
             if value == "gt":
@@ -63,13 +77,17 @@ def resolve(cfg: PreprocessConfig, source: str) -> dict[str, str]:
                           "with preprocess.object_mask_path (the weight-free default)")
     if masks == "files" and not cfg.object_mask_path:
         raise ConfigError("preprocess.object_mask_path: required when preprocess.masks is 'files'")
+    if masks == "grabcut" and not cfg.object_points and cfg.object_box is None:
+        raise ConfigError("preprocess.object_box / preprocess.object_points: a video needs the object marked on "
+                          "frame 0: a box or points (GrabCut, no weights), a mask image (object_mask_path), or "
+                          "prompts plus preprocess.sam_checkpoint for SAM")
     if tracker == "cotracker" and not cfg.cotracker_checkpoint:
         raise ConfigError("preprocess.cotracker_checkpoint: required when preprocess.tracker is 'cotracker'")
     if depth == "file" and not cfg.depth_path:
         raise ConfigError("preprocess.depth_path: required when preprocess.depth is 'file'")
     if depth == "model" and not cfg.depth_model:
         raise ConfigError("preprocess.depth_model: required when preprocess.depth is 'model'")
-    return {"masks": masks, "tracker": tracker, "depth": depth}
+    return {"masks": masks, "tracker": tracker, "depth": depth, "human": human}
 
 
 def intrinsics(cfg: PreprocessConfig, source_hw: tuple[int, int], size_hw: tuple[int, int],
@@ -99,6 +117,10 @@ def first_masks(frames: np.ndarray, cfg: PreprocessConfig, side: SideInputs, met
     if method == "files":
         obj = masks_lib.check_first_mask(side.object_masks[0], size, f"object mask {cfg.object_mask_path}")
         return obj, human
+    if method == "grabcut":
+        obj = grabcut_object_mask(frames[0], cfg.object_box, _points(cfg.object_points),
+                                  _points(cfg.object_negative_points))
+        return masks_lib.check_first_mask(obj, size, "GrabCut object mask"), human
     if not cfg.object_points and cfg.object_box is None:
         raise ConfigError("preprocess.object_points / preprocess.object_box: SAM needs a prompt on frame 0 "
                           "(points on the object, in output pixels, or a box around it)")
@@ -119,10 +141,25 @@ def carry_masks(frames, mask0, given: Optional[np.ndarray], sam, tracks, vis, in
     return masks_lib.carry_mask_with_flow(frames, mask0)
 
 
+@dataclasses.dataclass(frozen=True)
+class HumanSteps:
+    """The human and camera steps of preprocessing, as functions the pipeline builds from the config (each None:
+    step skipped). See arthoi_jax/preprocess/adapters.py for the real ones."""
+
+    perceive: Optional[Callable] = None  # frames -> mediapipe_human.HumanPerception
+    fit_body: Optional[Callable] = None  # (landmarks, conf, K, (H, W)) -> fit2d.FitResult
+    to_smplx: Optional[Callable] = None  # (FitResult, T_cam_world | None) -> SmplxParams (world frame)
+    # (frames, human_masks, object_masks, K, depth0) -> (CameraMotion, background tracks, visibility) or None
+    camera_motion: Optional[Callable] = None
+    foot_contact_max_speed: float = 0.15
+    foot_contact_min_conf: float = 0.5
+
+
 def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], cfg: PreprocessConfig,
                     side: SideInputs = SideInputs(), *, methods: Optional[dict] = None, sam=None,
                     tracker: Optional[Tracker] = None, depth_model=None,
-                    joints_fn: Optional[Callable[[SmplxParams], np.ndarray]] = None) -> SceneBundle:
+                    joints_fn: Optional[Callable[[SmplxParams], np.ndarray]] = None,
+                    human: HumanSteps = HumanSteps(), details: Optional[dict] = None) -> SceneBundle:
     """Builds and validates the scene bundle of a video.
 
     Args:
@@ -133,12 +170,19 @@ def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], 
       tracker `methods["tracker"]` with cfg's settings); depth_model: a `MonocularDepthAdapter` when depth
       comes from a model;
       joints_fn: SMPL-X params -> joints [T, J, 3] (smplx order), to project hand keypoints from the HMR result.
+      human: perception, body fit, camera motion and foot-contact steps (`HumanSteps`).
+      details: when given, filled with the measured numbers (frames with a body, reprojection error, camera
+      motion, how the depth was made) for the preprocess summary.
     Raises:
       ConfigError / InputError naming what is missing or malformed; BundleError if the result is inconsistent.
     """
     methods = methods or resolve(cfg, "video")
+    details = {} if details is None else details
     T, H, W, _ = frames.shape
     K = intrinsics(cfg, source_hw, (H, W), side.hmr_K)
+    perception = human.perceive(frames) if human.perceive is not None else None
+    if perception is not None and side.human_masks is None:
+        side = dataclasses.replace(side, human_masks=perception.person_mask)
     obj0, human0 = first_masks(frames, cfg, side, methods["masks"], sam)
     tracker = tracker or flow_tracker(cfg, methods["tracker"])
 
@@ -167,33 +211,90 @@ def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], 
                     "human_masks are empty in every frame")
         human_masks = np.zeros((T, H, W), bool)
 
-    if methods["depth"] == "file":
-        depth = depth_lib.fit_depth(side.depth, (H, W), obj0, f"depth file {cfg.depth_path}")
-    elif methods["depth"] == "model":
-        depth = depth_model.predict(frames[0], obj0, cfg.depth_median_m)
-    else:
-        depth = depth_lib.constant_depth((H, W), cfg.depth_median_m)
+    fit = None
+    if perception is not None:
+        details["frames_with_body"] = int(perception.body_found.sum())
+        if side.smplx_init is None and human.fit_body is not None and perception.body_found.any():
+            fit = human.fit_body(perception.body_landmarks, perception.body_conf, K, (H, W))
+            details["reprojection_error_px"] = {"mean": fit.mean_reprojection_px,
+                                                "per_frame": [None if np.isnan(e) else float(e)
+                                                              for e in fit.reprojection_px]}
+            details["body_height_m"] = fit.height_m
+            log.info("body fit: %d frames, mean reprojection error %.2f px", int(fit.body_found.sum()),
+                     fit.mean_reprojection_px)
 
-    if side.smplx_init is not None and side.smplx_init.global_orient.shape[0] != T:
-        raise InputError(f"preprocess.gvhmr_results: {side.smplx_init.global_orient.shape[0]} frames of HMR "
+    depth = _depth(frames, cfg, side, methods["depth"], depth_model, obj0, object_masks, human_masks, K, fit,
+                   details)
+
+    T_cam_world = background = None
+    if human.camera_motion is not None:
+        estimated = human.camera_motion(frames, human_masks, object_masks, K, depth)
+        if estimated is not None:
+            motion, bg_tracks, bg_vis = estimated
+            T_cam_world, background = motion.T_cam_world, (bg_tracks, bg_vis)
+            details["camera_motion"] = {
+                "max_rotation_deg": float(motion.rotation_deg.max()),
+                "max_translation_m": float(motion.translation_m.max()),
+                "rotation_deg": motion.rotation_deg.round(3).tolist(),
+                "min_inliers": int(motion.num_inliers[1:].min()) if T > 1 else 0,
+                "methods": sorted(set(motion.method[1:]))}
+            log.info("camera motion: up to %.2f deg and %.3f m from frame 0 (%s)", motion.rotation_deg.max(),
+                     motion.translation_m.max(), ", ".join(sorted(set(motion.method[1:]))) or "one frame")
+
+    foot_contact = body_lm = body_conf = None
+    if perception is not None:
+        body_lm, body_conf = perception.body_landmarks.astype(np.float32), perception.body_conf.astype(np.float32)
+        foot_contact = foot_contact_from_landmarks(
+            body_lm, body_conf, perception.body_found, fps, max_speed=human.foot_contact_max_speed,
+            min_conf=human.foot_contact_min_conf, background_tracks=None if background is None else background[0],
+            background_visibility=None if background is None else background[1])
+
+    smplx_init = side.smplx_init
+    if smplx_init is not None and smplx_init.global_orient.shape[0] != T:
+        raise InputError(f"preprocess.gvhmr_results: {smplx_init.global_orient.shape[0]} frames of HMR "
                          f"parameters for {T} video frames (check preprocess.frame_step / max_frames)")
+    if smplx_init is None and fit is not None:
+        smplx_init = human.to_smplx(fit, T_cam_world)
     hand_kp = hand_conf = None
     if side.hand_keypoints is not None:
         hand_kp, hand_conf = hands_lib.rescale_hand_keypoints(*side.hand_keypoints, source_hw, (H, W), T,
                                                               cfg.frame_step, what=str(cfg.hand_keypoints_path))
+    elif perception is not None and perception.hand_found.any():
+        hand_kp, hand_conf = perception.hand_keypoints.astype(np.float32), perception.hand_conf.astype(np.float32)
     elif side.smplx_init is not None and joints_fn is not None:
         hand_kp, hand_conf = hands_lib.project_hand_joints(joints_fn(side.smplx_init), K, (H, W))
 
     bundle = SceneBundle(
         frames=frames, fps=float(fps), K=K, object_masks=object_masks, human_masks=human_masks,
         tracks=tracks[:, :n].astype(np.float32), visibility=vis[:, :n].astype(bool), depth=depth,
-        prompt=cfg.prompt, smplx_init=side.smplx_init, hand_keypoints=hand_kp, hand_keypoint_conf=hand_conf,
+        prompt=cfg.prompt, smplx_init=smplx_init, hand_keypoints=hand_kp, hand_keypoint_conf=hand_conf,
+        foot_contact=foot_contact, T_cam_world=T_cam_world, body_landmarks=body_lm, body_landmark_conf=body_conf,
     )
     validate_bundle(bundle)
     log.info("preprocess: %d frames %dx%d at %.2f fps, %d object tracks (%.0f%% visible), masks %s, "
-             "tracker %s, depth %s", T, W, H, fps, n, 100 * vis[:, :n].mean(), methods["masks"],
-             methods["tracker"], methods["depth"])
+             "tracker %s, depth %s, human %s", T, W, H, fps, n, 100 * vis[:, :n].mean(), methods["masks"],
+             methods["tracker"], methods["depth"], methods.get("human", "none"))
     return bundle
+
+
+def _depth(frames, cfg, side, method, depth_model, obj0, object_masks, human_masks, K, fit, details):
+    """[H, W] metric depth of frame 0 by `method` (see `PreprocessConfig.depth`); notes how in `details`."""
+    H, W = frames.shape[1:3]
+    if method == "file":
+        return depth_lib.fit_depth(side.depth, (H, W), obj0, f"depth file {cfg.depth_path}")
+    if method == "model":
+        depth = depth_model.predict(frames[0], obj0, cfg.depth_median_m)
+        if depth_model.metric:
+            return depth
+        depth, scale = scene_depth.align_to_body(depth, human_masks[0], fit)
+        details["depth"] = {"model_scaled_to": "body" if fit is not None and scale != 1.0 else "depth_median_m"}
+        return depth
+    if method == "geometry":
+        if fit is not None and fit.body_found.any():
+            depth, details["depth"] = scene_depth.geometry_depth(fit, K, object_masks, human_masks[0])
+            return depth
+        log.warning("depth: 'geometry' needs a fitted body and none was found; using a constant depth")
+    return depth_lib.constant_depth((H, W), cfg.depth_median_m)
 
 
 def subsample_smplx(params: SmplxParams, frame_step: int, num_frames: int, what: str) -> SmplxParams:

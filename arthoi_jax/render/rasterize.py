@@ -12,7 +12,8 @@ box always has alpha < 1/255, so the tile test drops nothing that would be drawn
 
 All three functions are pure, jit-able (`jax.jit(render, static_argnames="cfg")`), differentiable w.r.t. every
 Gaussian parameter, `camera.K` and `camera.T_cam_world`, and vmap-able over frames or scenes (close over
-`cfg`). Memory in the backward pass is bounded by recomputing each block of pixels (jax.checkpoint).
+`cfg`). Backward memory is bounded: both compositors have hand-written VJPs that keep only their inputs
+(per tile: its gathered Gaussians) and recompute each block of pixels in the backward pass.
 """
 
 from __future__ import annotations

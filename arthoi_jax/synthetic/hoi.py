@@ -33,7 +33,7 @@ from arthoi_jax.synthetic.textures import Material
 # The hand point that holds the handle (the middle finger's knuckle), and how far in front of the handle bar's
 # outer face it sits (half the palm's thickness).
 GRIP_JOINT = "{side}_middle1"
-PALM_OFFSET_M = 0.02
+PALM_OFFSET_M = 0.03
 CONTACT_RESIDUAL_M = 0.02
 # MediaPipe/OpenPose 21-point hand order in SMPL-X output joint names (finger tips are vertex keypoints).
 HAND_KEYPOINT_NAMES = {
