@@ -18,6 +18,7 @@ REVOLUTE, PRISMATIC = 0, 1
 JOINT_NAMES = ("revolute", "prismatic")
 # Below this much rotation over the whole sequence a part cannot define a rotation axis: `auto` picks prismatic.
 MIN_REVOLUTE_DEG = 2.0
+REVOLUTE_GAIN = 0.8  # joint_from_tracks: revolute must cut the median reprojection error by 20%
 
 
 def joint_transform(joint_type: jnp.ndarray, axis: jnp.ndarray, pivot: jnp.ndarray, value: jnp.ndarray) -> jnp.ndarray:
@@ -115,7 +116,8 @@ def fit_joint(poses: np.ndarray, points: np.ndarray, joint_type: str = "auto") -
         return fit_revolute(poses, points)
     if joint_type == "prismatic":
         return fit_prismatic(poses, points)
-    max_deg = np.rad2deg(np.max(np.linalg.norm(Rotation.from_matrix(np.asarray(poses)[:, :3, :3]).as_rotvec(), axis=-1)))
+    rotvecs = Rotation.from_matrix(np.asarray(poses)[:, :3, :3]).as_rotvec()
+    max_deg = np.rad2deg(np.max(np.linalg.norm(rotvecs, axis=-1)))
     pri = fit_prismatic(poses, points)
     if max_deg < MIN_REVOLUTE_DEG:
         return pri
@@ -124,14 +126,15 @@ def fit_joint(poses: np.ndarray, points: np.ndarray, joint_type: str = "auto") -
 
 
 def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
-                           K: np.ndarray, scale_px: float = 2.0) -> JointFit:
+                           K: np.ndarray, scale_px: float = 2.0) -> tuple[JointFit, float]:
     """Joint bundle adjustment: refines one joint (axis, pivot and every frame's value together) to minimise the
     reprojection error of the part's tracks over all frames (robust soft-L1 loss, scale `scale_px`).
 
     points: [M, 3] frame-0 3D points; tracks: [T, M, 2] px; visibility: [T, M]; K: [3, 3]. A shared axis removes
     the per-frame ambiguity of PnP on a planar, obliquely seen part (on LK tracks of the synthetic door, per-frame
-    PnP drifts to 25 deg of rotation error; see benchmarks/articulation.py). residual_m of the result is NaN:
-    it is fitted to tracks, not to poses.
+    PnP drifts to 25 deg of rotation error; see benchmarks/articulation.py). Returns (the joint, whose
+    residual_m is NaN: it is fitted to tracks, not to poses; the median reprojection error of the visible tracks
+    in pixels).
     """
     from scipy.optimize import least_squares
 
@@ -147,7 +150,7 @@ def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray
         axis = x[:3] / max(np.linalg.norm(x[:3]), 1e-12)
         return axis, x[3:6], np.concatenate([[0.0], x[6:]])
 
-    def residuals(x):
+    def residuals(x, per_track=False):
         axis, pivot, values = unpack(x)
         v = values[1:, None, None]
         if rev:
@@ -157,7 +160,10 @@ def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray
         else:
             X = points[None] + v * axis
         uv = X[..., :2] / np.maximum(X[..., 2:], 1e-6) * fk + ck
-        r = np.where(vis[..., None], uv - tracks[1:], 0.0).reshape(-1)
+        r = np.where(vis[..., None], uv - tracks[1:], 0.0)
+        if per_track:
+            return np.linalg.norm(r, axis=-1)[vis]
+        r = r.reshape(-1)
         gauge = 1e-3 * np.array([axis @ (pivot - fit.pivot), np.linalg.norm(x[:3]) - 1.0])  # fix free directions
         return np.concatenate([r, gauge])
 
@@ -166,4 +172,23 @@ def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray
     axis, pivot, values = unpack(sol.x)
     if not rev:
         pivot = np.zeros(3)
-    return JointFit(fit.joint_type, axis, pivot, values, float("nan"))  # fitted to tracks, not to poses
+    err = residuals(sol.x, per_track=True)
+    return JointFit(fit.joint_type, axis, pivot, values, float("nan")), float(np.median(err)) if err.size else 0.0
+
+
+def joint_from_tracks(poses: np.ndarray, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
+                      K: np.ndarray, joint_type: str = "auto") -> JointFit:
+    """A joint fitted to per-frame poses [T, 4, 4] (e.g. PnP), then refined on the tracks of all frames
+    (`refine_joint_on_tracks`). auto: both types are refined; revolute is kept only when it turns at least
+    MIN_REVOLUTE_DEG and reprojects the tracks clearly better (median error below REVOLUTE_GAIN x prismatic's):
+    a revolute joint with a far pivot mimics a translation, and per-frame poses of a small part are too noisy to
+    tell the two apart (on LK tracks of the synthetic drawer, residuals on PnP poses picked revolute)."""
+    keep = np.all(np.isfinite(points), -1)  # a track without a 3D point says nothing about the joint
+    points, tracks, visibility = points[keep], tracks[:, keep], visibility[:, keep]
+    kinds = ("revolute", "prismatic") if joint_type == "auto" else (joint_type,)
+    fits = {k: refine_joint_on_tracks(fit_joint(poses, points, k), points, tracks, visibility, K) for k in kinds}
+    if joint_type != "auto":
+        return fits[joint_type][0]
+    (rev, rev_err), (pri, pri_err) = fits["revolute"], fits["prismatic"]
+    turns = np.rad2deg(np.max(np.abs(rev.values))) >= MIN_REVOLUTE_DEG
+    return rev if turns and rev_err < REVOLUTE_GAIN * pri_err else pri

@@ -162,6 +162,7 @@ class Stage2Config:
     contact_conf: float = bounded(0.5, 0.0, 1.0)
     contact_alpha: float = bounded(0.5, 0.0, 1.0)
     contact_radius_px: float = bounded(4.0, 0.0)
+    contact_offset_m: float = bounded(0.015, 0.0, 0.2)  # lifted keypoints moved this far towards the camera
     # Reconstruction loss L_r^h: rendered this much smaller, on `render_frames` random frames per step (0: all).
     render_downsample: int = bounded(4, 1, 64)
     render_frames: int = bounded(2, 0)

@@ -3,7 +3,9 @@
 On a contact frame, a hand keypoint is lifted when (1) its detector confidence is at least `min_conf` and
 (2) the object render covers its pixel with alpha at least `min_alpha` (the point lies over the object, so the
 object's depth there is the depth of the touched surface). Its 3D position K_j(t) is the back-projection of the
-keypoint at the render's surface depth (expected depth / alpha). Other keypoints get weight 0.
+keypoint at the render's surface depth (expected depth / alpha), moved back towards the camera by
+`offset_m` (Stage2Config.contact_offset_m: a hand joint is inside the hand, not on the surface it touches).
+Other keypoints get weight 0.
 
 Contact frames come from the bundle when known; otherwise a hand is in contact when one of its confident
 keypoints lies within `radius_px` of the moving part's mask (2D proximity).
@@ -45,12 +47,15 @@ def detect_contact_frames(hand_keypoints: np.ndarray, conf: np.ndarray, part_mas
 
 
 def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.ndarray, depth: np.ndarray,
-                   alpha: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], min_conf: float, min_alpha: float):
+                   alpha: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], min_conf: float, min_alpha: float,
+                   offset_m: float = 0.0):
     """3D contact keypoints.
 
     hand_keypoints [T, 2, 21, 2] full-resolution pixels; conf [T, 2, 21]; contact [T, 2] bool; depth, alpha
     [T, h, w]: the object render's expected depth (alpha-weighted, metres) and alpha at any resolution h x w
     (keypoints are scaled to it); K [3, 3] intrinsics of the full-resolution image of size image_hw (H, W).
+    offset_m: the point is moved this far back along the viewing ray, towards the camera (a hand joint lies
+    inside the hand, in front of the surface it touches).
     Returns points [T, 2, 21, 3] metres (camera-0 = world frame; 0 where not lifted) and weights [T, 2, 21]
     float32 (1 lifted, else 0).
     """
@@ -68,5 +73,7 @@ def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.nda
     ok = contact[..., None] & (conf >= min_conf) & (a >= min_alpha) & (z > 0)
     x = (hand_keypoints[..., 0] - K[0, 2]) / K[0, 0] * z
     y = (hand_keypoints[..., 1] - K[1, 2]) / K[1, 1] * z
-    pts = np.where(ok[..., None], np.stack([x, y, z], -1), 0.0)
+    p = np.stack([x, y, z], -1)
+    p -= offset_m * p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-9)
+    pts = np.where(ok[..., None], p, 0.0)
     return pts.astype(np.float32), ok.astype(np.float32)

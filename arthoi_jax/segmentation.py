@@ -6,9 +6,10 @@
 2. Moving parts: the dynamic tracks seed a sequential RANSAC: PnP (frame-0 3D points from the depth, 2D
    positions at the frame of largest motion) takes the largest consistent set as one part and its per-frame
    motion, then the rest, up to `max_moving_parts`, while a motion explains at least `min_part_tracks` tracks
-   over the whole sequence and differs from every earlier part's (tracks drifting off a part are no new part). Every track is then labelled with the motion (static or a
-   part's) that reprojects it best: Eq. 1's thresholds alone call a door's points near its hinge static, and
-   those negative prompts cut the door mask short (IoU 0.81 -> see tests/benchmark for the measured gain).
+   over the whole sequence and differs from every earlier part's (tracks drifting off a part are no new part).
+   Every track is then labelled with the motion (static or a part's) that reprojects it best, undecided when two
+   motions explain it about equally or it is isolated among differently labelled neighbours: Eq. 1's thresholds
+   alone call a door's points near its hinge static, and those negative prompts cut the door mask short.
 3. Eq. 2: per frame and part, a mask from the part's tracks (positive) against the static and other parts' tracks
    (negative): SAM through `mask_fn` when given, else `grabcut_masks.prompt_mask` (GrabCut or Voronoi "tracks").
 4. Back projection: the canonical Gaussians are frame-0 pixels, so a Gaussian's weight for part p is the
@@ -108,6 +109,7 @@ def pnp_poses(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K:
     T = tracks.shape[0]
     poses = np.tile(np.eye(4), (T, 1, 1))
     rvec, tvec = np.zeros((3, 1)), np.zeros((3, 1))
+    visibility = visibility & np.all(np.isfinite(points), -1)[None] & np.all(np.isfinite(tracks), -1)
     Kd = np.asarray(K, np.float64)
     for t in range(1, T):
         vis = visibility[t]

@@ -34,7 +34,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from arthoi_jax import losses
-from arthoi_jax.articulation import PRISMATIC, REVOLUTE, JointFit, fit_joint, joint_transform, refine_joint_on_tracks
+from arthoi_jax.articulation import PRISMATIC, REVOLUTE, JointFit, fit_joint, joint_from_tracks, joint_transform
 from arthoi_jax.config import RenderConfig, Stage1Config
 from arthoi_jax.errors import OptimizationError
 from arthoi_jax.object_gaussians import pad_gaussians
@@ -302,8 +302,7 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
     for p in range(P):
         m = seg.track_labels == p + 1
         pnp[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px)
-        fit = fit_joint(pnp[:, p], seg.track_points[m], kind)
-        joints.append(refine_joint_on_tracks(fit, seg.track_points[m], tracks[:, m], visibility[:, m], K))
+        joints.append(joint_from_tracks(pnp[:, p], seg.track_points[m], tracks[:, m], visibility[:, m], K, kind))
     init = np.stack([j.poses() for j in joints], 1) if cfg.init == "joint" else pnp
     return init, pnp, tuple(joints)
 

@@ -436,7 +436,7 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
                                                     cfg.contact_radius_px)
     alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg)
     kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
-                                        (H, W), cfg.contact_conf, cfg.contact_alpha)
+                                        (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m)
     M = obj.track_points.shape[0]
     tracks = np.zeros((T, M, 2), np.float32)
     vis = np.zeros((T, M), bool)

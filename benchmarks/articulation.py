@@ -94,7 +94,8 @@ def run_scene(name: str, tracker: str, variants: list[str], overrides: list[str]
                 fits = [fit_joint(poses[:, p], pts[p], "auto") for p in range(seg.num_parts)]
                 out["variants"][key] = {**_score(poses, fits, seg, b.gt), "stage1_s": 0.0, "adam_steps": 0}
         r = out["variants"][v]
-        print(f"  {name:12s} {tracker:3s} {v:11s} rot mean {np.mean(r['rot_frames']) if r['rot_frames'] else np.nan:7.3f} "
+        rot_mean = np.mean(r["rot_frames"]) if r["rot_frames"] else np.nan
+        print(f"  {name:12s} {tracker:3s} {v:11s} rot mean {rot_mean:7.3f} "
               f"trans mean {np.mean(r['trans_frames']) if r['trans_frames'] else np.nan:.4f} m  "
               f"{el:6.1f} s", flush=True)
     return out
@@ -130,7 +131,8 @@ def main(argv=None) -> int:
             print(f"  {name}: failed: {e}", flush=True)
             failed.append({"scene": name, "tracker": args.tracker, "error": str(e)})
 
-    header = f"{'':24s}{'Rot mean':>8s}{'Rot max':>8s}{'Rot min':>8s}{'Tr cm':>8s}{'Axis max':>8s}{'IoU':>8s}{'time s':>9s}"
+    header = "".join(f"{h:>8s}" for h in ("Rot mean", "Rot max", "Rot min", "Tr cm", "Axis max", "IoU"))
+    header = f"{'':24s}{header}{'time s':>9s}"
     print(f"\nPer scene (full model, tracker {args.tracker}); rotation in degrees over frames 1..T-1:")
     print(header)
     for r in results:

@@ -1,8 +1,9 @@
 """Rasterizer speed and memory on the CPU: tiled JAX vs dense JAX vs the pure-PyTorch reference path.
 
 Times forward (render) and forward+backward (grad of a scalar loss w.r.t. all Gaussian parameters and the
-camera pose) after one warm-up call (compilation excluded, reported separately), as the median of --repeats
-runs, all in one process so ratios are comparable on a shared machine. The PyTorch reference is gsplat
+camera pose) after compiling (compile time reported separately), as the median of --repeats runs (dense: one
+run), all in one process. Wall and CPU seconds (all threads, `time.process_time`) are both recorded: on a
+shared, oversubscribed machine the CPU-time ratios are the stable ones. The PyTorch reference is gsplat
 1.5.3's `_fully_fused_projection` + tests/torch_compositing_reference.py (one Gaussian per step, all pixels
 vectorised). Peak memory of the backward is XLA's compiled buffer plan (`memory_analysis()`: arguments +
 outputs + temporaries), which does not depend on machine load.
@@ -16,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -66,15 +68,17 @@ def jax_fns(camera: Camera, cfg: RenderConfig):
 
 
 def timed(fn, *args, repeats: int):
+    """(median wall s, median CPU s over all threads, compile s) of a jitted fn; compiled, not run, first."""
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t0
-    runs = []
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs), first
+        w0, c0 = time.perf_counter(), time.process_time()
+        jax.block_until_ready(compiled(*args))
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu), compile_s
 
 
 def torch_times(g: Gaussians, camera: Camera, repeats: int):
@@ -99,12 +103,13 @@ def torch_times(g: Gaussians, camera: Camera, repeats: int):
 
     out = {}
     for name, backward in (("fwd", False), ("fwd_bwd", True)):
-        runs = []
+        wall, cpu = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             run(backward)
-            runs.append(time.perf_counter() - t0)
-        out[name] = statistics.median(runs)
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+        out[name] = (statistics.median(wall), statistics.median(cpu))
     return out
 
 
@@ -136,27 +141,34 @@ def main() -> None:
                 continue
             cfg = RenderConfig(mode=mode, tile_capacity=args.tile_capacity)
             fwd, grad = jax_fns(camera, cfg)
-            row[f"{mode}_fwd_s"], row[f"{mode}_fwd_first_call_s"] = timed(fwd, g, camera.T_cam_world, repeats=repeats)
-            row[f"{mode}_fwd_bwd_s"], row[f"{mode}_fwd_bwd_first_call_s"] = timed(
-                grad, g, camera.T_cam_world, repeats=repeats
-            )
+            reps = repeats if mode == "tiled" else 1  # dense: one run each, it takes seconds to minutes
+            for name, fn in (("fwd", fwd), ("fwd_bwd", grad)):
+                wall, cpu, comp = timed(fn, g, camera.T_cam_world, repeats=reps)
+                row[f"{mode}_{name}_s"], row[f"{mode}_{name}_cpu_s"], row[f"{mode}_{name}_compile_s"] = wall, cpu, comp
             if mode == "tiled":
                 row["tiled_overflow_pairs"] = int(fwd(g, camera.T_cam_world).overflow)
                 row["tiled_bwd_memory"] = backward_memory(grad, g, camera.T_cam_world)
+            print(f"  {n} Gaussians {side}x{side} {mode}: fwd {row[f'{mode}_fwd_s']:.3f} s "
+                  f"({row[f'{mode}_fwd_cpu_s']:.3f} CPU s), fwd+bwd {row[f'{mode}_fwd_bwd_s']:.3f} s "
+                  f"({row[f'{mode}_fwd_bwd_cpu_s']:.3f} CPU s)", flush=True)
         if do_torch:
             t = torch_times(g, camera, repeats=1)
-            row["torch_fwd_s"], row["torch_fwd_bwd_s"] = t["fwd"], t["fwd_bwd"]
+            (row["torch_fwd_s"], row["torch_fwd_cpu_s"]), (row["torch_fwd_bwd_s"], row["torch_fwd_bwd_cpu_s"]) = (
+                t["fwd"], t["fwd_bwd"])
+            print(f"  {n} Gaussians {side}x{side} torch: fwd {t['fwd'][0]:.3f} s ({t['fwd'][1]:.3f} CPU s), "
+                  f"fwd+bwd {t['fwd_bwd'][0]:.3f} s ({t['fwd_bwd'][1]:.3f} CPU s)", flush=True)
         else:
             row["skipped"].append(SKIP_TORCH)
-        if "dense_fwd_bwd_s" in row:
-            row["dense_over_tiled_fwd_bwd"] = row["dense_fwd_bwd_s"] / row["tiled_fwd_bwd_s"]
-        if "torch_fwd_bwd_s" in row:
-            row["torch_over_tiled_fwd_bwd"] = row["torch_fwd_bwd_s"] / row["tiled_fwd_bwd_s"]
-            row["torch_over_tiled_fwd"] = row["torch_fwd_s"] / row["tiled_fwd_s"]
+        for other in ("dense", "torch"):
+            for kind in ("fwd", "fwd_bwd"):
+                for unit in ("s", "cpu_s"):
+                    if f"{other}_{kind}_{unit}" in row:
+                        row[f"{other}_over_tiled_{kind}_{unit}"] = row[f"{other}_{kind}_{unit}"] / row[f"tiled_{kind}_{unit}"]
         results.append(row)
         print_row(row)
 
     report = {
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "machine": platform.platform(),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
@@ -169,18 +181,23 @@ def main() -> None:
 
 
 def print_row(row: dict) -> None:
+    """One table line: wall seconds, and the fwd+bwd ratios over tiled in wall (CPU) time."""
+
     def f(key):
         return f"{row[key]:9.3f}" if key in row else "        -"
 
+    def ratio(other):
+        wall, cpu = row.get(f"{other}_over_tiled_fwd_bwd_s"), row.get(f"{other}_over_tiled_fwd_bwd_cpu_s")
+        return f"{wall:6.1f} ({cpu:5.1f})" if wall is not None else "      -       "
+
     if not getattr(print_row, "header", False):
         print(f"{'N':>7} {'size':>7} | {'tiled fwd':>9} {'tiled f+b':>9} | {'dense fwd':>9} {'dense f+b':>9} | "
-              f"{'torch fwd':>9} {'torch f+b':>9} | dense/tiled torch/tiled (f+b)  overflow  bwd MiB")
+              f"{'torch fwd':>9} {'torch f+b':>9} | f+b dense/tiled  torch/tiled | overflow  bwd MiB")
         print_row.header = True
     mem = row.get("tiled_bwd_memory", {}).get("total_mib", float("nan"))
     print(f"{row['n']:>7} {row['width']:>3}x{row['height']:<3} | {f('tiled_fwd_s')} {f('tiled_fwd_bwd_s')} | "
           f"{f('dense_fwd_s')} {f('dense_fwd_bwd_s')} | {f('torch_fwd_s')} {f('torch_fwd_bwd_s')} | "
-          f"{row.get('dense_over_tiled_fwd_bwd', float('nan')):11.1f} {row.get('torch_over_tiled_fwd_bwd', float('nan')):11.1f}"
-          f"  {row.get('tiled_overflow_pairs', 0):>8}  {mem:7.1f}")
+          f"{ratio('dense')} {ratio('torch')} | {row.get('tiled_overflow_pairs', 0):>8} {mem:8.1f}")
     for reason in row["skipped"]:
         print(f"        skipped: {reason}")
 

@@ -112,11 +112,14 @@ def test_sequence_equals_per_frame_forward_and_compiles_once(lf_model):
     raw = random_params(np.random.default_rng(1), 3, (15, 3))
     seq = forward_sequence(lf_model, BodyParams(**{k: jnp.asarray(v) for k, v in raw.items()}))
     before = forward._cache_size()
+    sizes = []
     for t in range(3):
         frame = BodyParams(**{k: jnp.asarray(v if k == "betas" else v[t]) for k, v in raw.items()})
         one = forward(lf_model, frame)
+        sizes.append(forward._cache_size())
         np.testing.assert_allclose(np.asarray(one.vertices), np.asarray(seq.vertices[t]), atol=1e-6)
-    assert forward._cache_size() - before == 1  # three frames, one compilation
+    # At most one compilation (none if another test in this process compiled these shapes), then cache hits only.
+    assert sizes[0] - before <= 1 and sizes[1:] == [sizes[0]] * 2
 
 
 def test_rodrigues_matches_scipy_at_zero_small_and_pi():

@@ -136,7 +136,8 @@ def test_revolute_fit_of_a_part_that_never_moves_is_finite():
 def test_report_lists_gt_parts_that_no_estimated_part_matches(door):
     T, H, W = door.gt.part_ids.shape
     gt2 = dataclasses.replace(door.gt, joint_types=("revolute", "revolute"), axes=np.repeat(door.gt.axes, 2, 0),
-                              pivots=np.repeat(door.gt.pivots, 2, 0), joint_values=np.repeat(door.gt.joint_values, 2, 1),
+                              pivots=np.repeat(door.gt.pivots, 2, 0),
+                              joint_values=np.repeat(door.gt.joint_values, 2, 1),
                               part_poses=np.repeat(door.gt.part_poses, 2, 1))
     est = np.zeros((T, 1, H, W), bool)  # an estimated part covering nothing
     joint = fit_joint(door.gt.part_poses[:, 0], np.zeros((3, 3)), "revolute")

@@ -7,7 +7,8 @@ from scipy.spatial.transform import Rotation
 from arthoi_jax import interaction_metrics as im
 
 
-def unit_box(lo=(0.0, 0.0, 0.0), size=(1.0, 2.0, 3.0), R=np.eye(3)):
+def unit_box(lo=(0.0, 0.0, 0.0), size=(1.0, 2.0, 3.0), R=None):
+    R = np.eye(3) if R is None else R
     v0 = np.asarray(lo, float)
     return np.stack([v0, v0 + R[:, 0] * size[0], v0 + R[:, 1] * size[1], v0 + R[:, 2] * size[2]])
 

@@ -94,11 +94,17 @@ def test_intrinsics_rescaled_from_source_pixels():
 
 
 def test_resolve_auto_choices_and_missing_keys():
-    assert resolve(PreprocessConfig(), "synthetic") == {"masks": "gt", "tracker": "gt", "depth": "gt"}
+    assert resolve(PreprocessConfig(), "synthetic") == {"masks": "gt", "tracker": "gt", "depth": "gt", "human": "none"}
     assert resolve(PreprocessConfig(object_mask_path="m", depth_path="d"), "video") == {
-        "masks": "files", "tracker": "dense", "depth": "file"}
+        "masks": "files", "tracker": "dense", "depth": "file", "human": "mediapipe"}
+    assert resolve(PreprocessConfig(object_box=(0, 0, 9, 9)), "video") == {
+        "masks": "grabcut", "tracker": "dense", "depth": "geometry", "human": "mediapipe"}
+    assert resolve(PreprocessConfig(object_box=(0, 0, 9, 9), sam_checkpoint="s", human="none"), "video") == {
+        "masks": "sam", "tracker": "dense", "depth": "constant", "human": "none"}
     assert resolve(PreprocessConfig(object_mask_path="m", cotracker_checkpoint="c"), "video")["tracker"] == "cotracker"
     with pytest.raises(ConfigError, match="preprocess.sam_checkpoint: required"):
+        resolve(PreprocessConfig(masks="sam", object_box=(0, 0, 9, 9)), "video")
+    with pytest.raises(ConfigError, match="a video needs the object marked on frame 0"):
         resolve(PreprocessConfig(), "video")
     with pytest.raises(ConfigError, match="preprocess.tracker: 'gt' needs a synthetic scene"):
         resolve(PreprocessConfig(object_mask_path="m", tracker="gt"), "video")

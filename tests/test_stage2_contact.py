@@ -63,3 +63,13 @@ def test_contact_frames_from_2d_proximity_to_the_part_mask():
     conf[0, 1] = 0.1
     c = contact.detect_contact_frames(kp, conf, masks, 0.5, 4.0)
     np.testing.assert_array_equal(c[0], [True, False])
+
+
+def test_the_offset_moves_the_lifted_point_towards_the_camera_along_its_ray():
+    kp, conf = keypoints(), np.ones((2, 2, 21), np.float32)
+    alpha, depth = np.ones((2, H, W), np.float32), np.full((2, H, W), 2.0, np.float32)
+    on = np.ones((2, 2), bool)
+    p0, _ = contact.lift_keypoints(kp, conf, on, depth, alpha, K, (H, W), 0.5, 0.5)
+    p1, _ = contact.lift_keypoints(kp, conf, on, depth, alpha, K, (H, W), 0.5, 0.5, offset_m=0.02)
+    np.testing.assert_allclose(np.linalg.norm(p0 - p1, axis=-1), 0.02, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(p0, axis=-1) - np.linalg.norm(p1, axis=-1), 0.02, rtol=1e-4)

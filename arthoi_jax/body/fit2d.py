@@ -202,6 +202,7 @@ def fit_body_to_landmarks(model: BodyModel, landmarks: np.ndarray, conf: np.ndar
     Args:
       model: the body (license-free or SMPL-X); landmarks: [T, 33, 2] MediaPipe Pose landmarks, pixels;
       conf: [T, 33] in [0, 1] (0 where no body); K: [3, 3] intrinsics of those pixels; image_hw: (H, W).
+      Landmarks below `settings.min_conf` or not finite are not used.
     Returns:
       FitResult; params in each frame's camera frame (OpenCV axes), metres.
     Raises:
@@ -212,9 +213,7 @@ def fit_body_to_landmarks(model: BodyModel, landmarks: np.ndarray, conf: np.ndar
     if lm.shape != (T, len(BODY_LANDMARKS), 2) or conf.shape != (T, len(BODY_LANDMARKS)) or K.shape != (3, 3):
         raise InputError(f"body fit: expected landmarks [T, 33, 2], conf [T, 33], K [3, 3]; got "
                          f"{list(lm.shape)}, {list(conf.shape)}, {list(K.shape)}")
-    used = (conf >= settings.min_conf) & np.isfinite(lm).all(-1)
-    if not np.isfinite(lm[used]).all() or T < 1:
-        raise InputError("body fit: landmarks must be finite where their confidence is used")
+    used = (conf >= settings.min_conf) & np.isfinite(lm).all(-1)  # a non-finite landmark is ignored
     w_all = np.where(used, conf, 0.0)
     free = _initial(model, np.where(used[..., None], lm, 0.0), w_all, K, settings.body_height_m)
     target = jnp.asarray(np.where(used[..., None], lm, 0.0)[:, LANDMARK_IDS], jnp.float32)

@@ -12,7 +12,6 @@ axis, joint set, flat_hand_mean, num_betas, gender, model file.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np

@@ -58,8 +58,9 @@ def save_stage1(folder: Path, result: Stage1Result, fps: float) -> None:
     """result.npz (every array) + transforms.json (per-frame 4x4 part poses, frame 0 -> t, world = camera 0) +
     joints.json (the fitted joint per part)."""
     folder = Path(folder)
-    _save_npz(folder / "result.npz", {"poses": result.poses, "init_poses": result.init_poses, "pnp_poses": result.pnp_poses,
-                                      "iterations": result.iterations, "loss": result.loss, "terms": result.terms})
+    _save_npz(folder / "result.npz", {"poses": result.poses, "init_poses": result.init_poses,
+                                      "pnp_poses": result.pnp_poses, "iterations": result.iterations,
+                                      "loss": result.loss, "terms": result.terms})
     T, P = result.poses.shape[:2]
     write_json(folder / "transforms.json", {
         "convention": "pose[t][p] maps part p's frame-0 points to frame t; world = camera of frame 0 (OpenCV)",

@@ -57,7 +57,13 @@ def make_human_steps(config, methods: dict):
     if methods["human"] == "mediapipe":
         from arthoi_jax.preprocess.mediapipe_human import import_mediapipe, perceive_human
 
-        import_mediapipe()  # fail before any frame is processed
+        from arthoi_jax.errors import MissingDependencyError
+
+        try:
+            import_mediapipe()  # fail before any frame is processed
+        except MissingDependencyError as e:
+            raise MissingDependencyError(f"{e}; or set preprocess.human: none (no person masks, body or "
+                                         f"hands) or give preprocess.human_mask_path") from None
 
         def perceive(frames):
             return perceive_human(frames, mask_source=h.mask_source, model_complexity=h.model_complexity,

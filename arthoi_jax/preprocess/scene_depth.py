@@ -2,12 +2,13 @@
 monocular depth model's relative output.
 
 Geometry default (`geometry_depth`), COARSE by construction, a stand-in for a real depth map:
-  * ground: the plane under the fitted feet, normal = the body's up axis, through the lowest heel/toe joint of
-    the frames where the body stands (camera-0 frame). Each pixel below the horizon gets its ray's intersection;
+  * ground: the plane under the fitted feet, normal = the body's mean up axis, through the lowest heel/toe joint
+    over the frames with a body, each in its own camera frame (the fit runs before the camera motion is known, so
+    a moving camera blurs the plane a little). Each pixel below the horizon gets its ray's intersection;
     pixels above it (walls, sky, far background) and ground farther than `far_m` get `far_m`;
   * human: the frame-0 human mask at the body's pelvis depth (a fronto-parallel slab);
   * object: a fronto-parallel plane at, in order, the depth of a wrist that touches the object (its projection
-    inside the object mask) in the first such frame; else the ground depth under the object's lowest pixel
+    within `TOUCH_RADIUS_PX` of the object mask for `TOUCH_FRAMES` consecutive frames) where the touch begins; else the ground depth under the object's lowest pixel
     (objects stand on the ground); else the body's depth.
 It is exact only for flat scenes standing on one plane; use it to get a metric, roughly placed scene, not shape.
 
@@ -33,11 +34,12 @@ FOOT = [_NAMES.index(n) for n in ("left_heel", "right_heel", "left_foot_index", 
 HIPS = [_NAMES.index(n) for n in ("left_hip", "right_hip")]
 SHOULDERS = [_NAMES.index(n) for n in ("left_shoulder", "right_shoulder")]
 WRISTS = [_NAMES.index(n) for n in ("left_wrist", "right_wrist")]
-TOUCH_RADIUS_PX = 6  # a wrist within this distance of the object mask touches it
+TOUCH_RADIUS_PX = 6  # a wrist within this distance of the object mask touches it ...
+TOUCH_FRAMES = 5  # ... when it does so in this many consecutive frames
 
 
 def ground_plane(joints3d: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, float]:
-    """Plane {x : n.x = d} under the feet, camera-0 frame. joints3d [T, 21, 3] (`LANDMARK_MAP` order); found [T].
+    """Plane {x : n.x = d} under the feet. joints3d [T, 21, 3] (`LANDMARK_MAP` order, camera frames); found [T].
 
     Up n is the mean feet-to-shoulders direction (so n points up, away from the ground); d puts the plane
     through the lowest foot joint. Raises InputError without a found frame."""
@@ -62,14 +64,17 @@ def ground_depth(K: np.ndarray, size_hw: tuple[int, int], n: np.ndarray, d: floa
 
 def object_depth(fit: FitResult, object_masks: np.ndarray, ground: np.ndarray) -> tuple[float, str]:
     """Depth (metres) of the object plane and how it was found (module docstring)."""
-    T = len(object_masks)
-    for t in range(T):
-        if not fit.body_found[t] or not object_masks[t].any():
-            continue
-        near = cv2.dilate(object_masks[t].astype(np.uint8), np.ones((2 * TOUCH_RADIUS_PX + 1,) * 2, np.uint8))
-        for w in WRISTS:
+    T, H, W = object_masks.shape
+    touch = np.zeros((T, len(WRISTS)), bool)
+    kernel = np.ones((2 * TOUCH_RADIUS_PX + 1,) * 2, np.uint8)
+    for t in np.flatnonzero(fit.body_found):
+        near = cv2.dilate(object_masks[t].astype(np.uint8), kernel)
+        for i, w in enumerate(WRISTS):
             x, y = np.floor(fit.joints2d[t, w]).astype(int)
-            if 0 <= y < near.shape[0] and 0 <= x < near.shape[1] and near[y, x]:
+            touch[t, i] = 0 <= y < H and 0 <= x < W and near[y, x]
+    for t in range(T - TOUCH_FRAMES + 1):  # a touch that lasts, not a hand passing in front
+        for i, w in enumerate(WRISTS):
+            if touch[t:t + TOUCH_FRAMES, i].all():
                 return float(fit.joints3d[t, w, 2]), f"wrist contact at frame {t}"
     rows, cols = np.nonzero(object_masks[0])
     bottom = rows.max()

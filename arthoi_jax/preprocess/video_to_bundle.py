@@ -287,11 +287,11 @@ def _depth(frames, cfg, side, method, depth_model, obj0, object_masks, human_mas
         if depth_model.metric:
             return depth
         depth, scale = scene_depth.align_to_body(depth, human_masks[0], fit)
-        details["depth"] = {"model_scaled_to": "body" if fit is not None and scale != 1.0 else "depth_median_m"}
+        details["depth_placement"] = {"model_scaled_to": "body" if fit is not None and scale != 1.0 else "depth_median_m"}
         return depth
     if method == "geometry":
         if fit is not None and fit.body_found.any():
-            depth, details["depth"] = scene_depth.geometry_depth(fit, K, object_masks, human_masks[0])
+            depth, details["depth_placement"] = scene_depth.geometry_depth(fit, K, object_masks, human_masks[0])
             return depth
         log.warning("depth: 'geometry' needs a fitted body and none was found; using a constant depth")
     return depth_lib.constant_depth((H, W), cfg.depth_median_m)
