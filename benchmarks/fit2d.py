@@ -40,7 +40,7 @@ def procrustes(X, Y):
 
 
 def errors(J_hat, J) -> dict:
-    hips = lambda X: X - X[:, HIPS].mean(1, keepdims=True)  # noqa: E731
+    hips = lambda X: X - X[:, HIPS].mean(1, keepdims=True)
     pa = np.mean([np.linalg.norm(procrustes(J_hat[t], J[t]) - J[t], axis=-1).mean() for t in range(len(J))])
     return {"mpjpe_mm": 1000 * float(np.linalg.norm(hips(J_hat) - hips(J), axis=-1).mean()),
             "pa_mpjpe_mm": 1000 * float(pa),

@@ -8,8 +8,8 @@ from arthoi_jax import pipeline
 from arthoi_jax.batch import sharding
 from arthoi_jax.batch.padding import pad_scene
 from arthoi_jax.errors import ConfigError, InputError, OutputExistsError
-from arthoi_jax.stage1 import Stage1Scene
 from arthoi_jax.render.types import Gaussians
+from arthoi_jax.stage1 import Stage1Scene
 
 
 def _write(tmp_path, batch: dict, name="b.yaml"):

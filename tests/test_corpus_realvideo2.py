@@ -6,7 +6,13 @@ import pytest
 
 from arthoi_jax import pipeline
 from arthoi_jax.body.fit2d import fit_body_to_landmarks
-from arthoi_jax.config import BodyConfig, Config, HumanConfig, PreprocessConfig, load_config
+from arthoi_jax.config import (
+    BodyConfig,
+    Config,
+    HumanConfig,
+    PreprocessConfig,
+    load_config,
+)
 from arthoi_jax.errors import ConfigError, InputError
 from arthoi_jax.io.body_model_file import load_body_model
 from arthoi_jax.preprocess import adapters

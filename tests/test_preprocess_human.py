@@ -16,7 +16,11 @@ from arthoi_jax.preprocess.camera_motion import CameraMotion
 from arthoi_jax.preprocess.mediapipe_human import HumanPerception
 from arthoi_jax.preprocess.object_prompt import grabcut_object_mask
 from arthoi_jax.preprocess.text_to_video import GeneratedVideo
-from arthoi_jax.preprocess.video_to_bundle import HumanSteps, SideInputs, video_to_bundle
+from arthoi_jax.preprocess.video_to_bundle import (
+    HumanSteps,
+    SideInputs,
+    video_to_bundle,
+)
 from tests.test_preprocess_bundle import iou, moving_square
 
 NAMES = [m for m, _, _ in LANDMARK_MAP]
@@ -66,7 +70,6 @@ def test_human_steps_fill_the_v2_bundle_fields():
 
     def to_smplx(fit, T_cam_world):
         seen["to_smplx"] = T_cam_world
-        return None
 
     steps = HumanSteps(perceive=lambda f: fake_perception(*f.shape[:3]), fit_body=lambda *a: standing_fit(T),
                        to_smplx=to_smplx, camera_motion=camera)
@@ -87,7 +90,7 @@ def test_human_steps_fill_the_v2_bundle_fields():
 
 
 def test_geometry_depth_ground_plane_body_and_object():
-    T, H, W = 2, 48, 64
+    T, H, W = scene_depth.TOUCH_FRAMES, 48, 64
     fit = standing_fit(T)
     obj = np.zeros((T, H, W), bool)
     wx, wy = np.floor(fit.joints2d[0, NAMES.index("left_wrist")]).astype(int)

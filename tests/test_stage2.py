@@ -26,21 +26,34 @@ def wrist_error(res, target):
     return np.linalg.norm(res.joints[:, jn.joint_index("right_wrist")] - target, axis=-1).mean()
 
 
+# Without the render loss: one compile shared by the optimization tests (they change data, not the config).
+NO_RENDER = dataclasses.replace(FAST, window_frames=0, use_render_loss=False)
+
+
 def test_stage2_pulls_the_wrist_to_its_contact_keypoint_and_compiles_once(model):
-    data, target = problem(model)
+    data, target = problem(model, NO_RENDER)
     before = np.linalg.norm(np.asarray(forward_sequence(model, data.init).joints[:, jn.joint_index("right_wrist")])
                             - target, axis=-1).mean()
     n0 = stage2.run_steps._cache_size()
-    res = stage2.optimize(data, FAST, RENDER, progress=False)
+    res = stage2.optimize(data, NO_RENDER, RENDER, progress=False)
     assert stage2.run_steps._cache_size() == n0 + 1  # two chunks, one compile
-    assert res.losses.shape == (FAST.iters,) and np.all(np.isfinite(res.losses))
+    assert res.losses.shape == (NO_RENDER.iters,) and np.all(np.isfinite(res.losses))
     assert before == pytest.approx(0.1, abs=1e-4)
     assert wrist_error(res, target) < 0.5 * before
     assert res.vertices.shape == (T, model.num_vertices, 3)
 
 
-# Without the render loss (one compile shared by the tests below: they change data, not the config).
-NO_RENDER = dataclasses.replace(FAST, window_frames=0, use_render_loss=False)
+def test_the_render_loss_sees_the_body_occluded_by_the_object(model):
+    data, _ = problem(model, FAST)
+    params = stage2.initial_params(data.init, 1)
+    verts, _ = stage2.human_in_scene(params, data)
+    rgb, sil = jax.jit(stage2._render_frames, static_argnames="render_cfg")(
+        verts, data.object_poses, data, jnp.array([0]), render_cfg=RENDER)
+    assert rgb.shape == (1, 12, 16, 3) and float(sil.max()) > 0.9  # the body is drawn ...
+    far = data.replace(object_poses=data.object_poses.at[:, :, 2, 3].add(-1.0))  # object 1 m closer, in front
+    _, sil_hidden = jax.jit(stage2._render_frames, static_argnames="render_cfg")(
+        verts, far.object_poses, far, jnp.array([0]), render_cfg=RENDER)
+    assert float(sil_hidden.sum()) < float(sil.sum())  # ... and hidden where the object is in front of it
 
 
 def test_without_keypoints_and_contact_frames_the_wrist_stays(model):

@@ -12,6 +12,7 @@ bucket). Frame counts need no padding: frames are fed one at a time, a scene pas
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import jax
@@ -47,8 +48,10 @@ class BucketKey:
     num_pairs: int  # padded
 
     def label(self) -> str:
+        """e.g. 64x48_P1_G512_M512_E256_cfg3f2a1c (cfg: a digest of the Stage I and render configs)."""
         h, w = self.render_hw
-        return f"{w}x{h}_P{self.num_parts}_G{self.num_gaussians}_M{self.num_tracks}_E{self.num_pairs}"
+        cfg = hashlib.sha1(repr((self.stage1, self.render)).encode()).hexdigest()[:6]
+        return f"{w}x{h}_P{self.num_parts}_G{self.num_gaussians}_M{self.num_tracks}_E{self.num_pairs}_cfg{cfg}"
 
 
 def _pad_rows(x, n: int, fill) -> np.ndarray:

@@ -124,7 +124,9 @@ def _run_group(key, group, cfg: config_lib.Config, run_dir: Path, mesh) -> dict:
     saved = ckpt.restore()
     resume = stage1_batch.snapshot_from_arrays(saved, key) if saved is not None else None
     chunks = -(-key.stage1.iters_per_frame // key.stage1.steps_per_chunk)
-    step_id = lambda snap: int(snap["t"]) * (chunks + 1) + int(snap["chunk"])
+
+    def step_id(snap) -> int:  # increasing over (frame, chunk)
+        return int(snap["t"]) * (chunks + 1) + int(snap["chunk"])
 
     traces0, t0 = stage1_batch.TRACE_COUNT["steps"], time.perf_counter()
     log.info("stage1 bucket %s: %d scene(s) %s on %d device(s)", key.label(), len(group), names, mesh.devices.size)
@@ -162,6 +164,7 @@ def run_batch(config_path, cfg: config_lib.Config, *, overrides=(), stage: str =
     if stage != "all":
         raise ConfigError(f"--stage {stage!r}: a batch run (batch.scenes) runs every stage; run one scene's stage "
                           "with its own config")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save through absl at INFO
     if cfg.batch.distributed:
         sharding.initialize_distributed()
     entries = scene_configs(config_path, cfg, overrides)
@@ -191,7 +194,8 @@ def run_batch(config_path, cfg: config_lib.Config, *, overrides=(), stage: str =
     for s in scenes:
         for name in before:
             _run_stage(s, name)
-    buckets = _stage1_buckets(scenes, cfg, run_dir, mesh)
+    buckets = batch_outputs.previous_buckets(run_dir / "batch_report.json") + _stage1_buckets(scenes, cfg, run_dir,
+                                                                                              mesh)
     for s in scenes:
         for name in after:
             _run_stage(s, name)

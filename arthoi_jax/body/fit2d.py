@@ -223,7 +223,7 @@ def fit_body_to_landmarks(model: BodyModel, landmarks: np.ndarray, conf: np.ndar
     Kj = jnp.asarray(K, jnp.float32)
     opt_state = optax.adam(settings.lr).init(free)
     chunks = max(1, -(-settings.steps // STEPS_PER_CHUNK))
-    orient_chunks = int(round(ORIENT_PHASE * chunks))
+    orient_chunks = round(ORIENT_PHASE * chunks)
     for c in range(chunks):
         only_orient = c < orient_chunks
         trainable = {k: jnp.full_like(v, 0.0 if only_orient and k in ("betas", "body_pose") else 1.0)

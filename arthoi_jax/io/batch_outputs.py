@@ -41,3 +41,14 @@ def scene_summary(scene_dir: Path) -> dict:
         elif isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
             out[k] = v
     return out
+
+
+def previous_buckets(path: Path) -> list[dict]:
+    """The bucket entries of an earlier batch_report.json at `path` (a resumed run keeps them), or []."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text()).get("buckets", []))
+    except (json.JSONDecodeError, AttributeError):
+        return []

@@ -3,8 +3,6 @@ checkpoint is missing (before any frame is processed)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 from arthoi_jax.config import PreprocessConfig
 from arthoi_jax.errors import ConfigError
 from arthoi_jax.preprocess.video_to_bundle import Tracker, flow_tracker
@@ -28,7 +26,7 @@ def make_tracker(cfg: PreprocessConfig, methods: dict) -> Tracker:
     return flow_tracker(cfg, methods["tracker"])
 
 
-def make_depth_model(cfg: PreprocessConfig, methods: dict) -> Optional[object]:
+def make_depth_model(cfg: PreprocessConfig, methods: dict) -> object | None:
     """A MonocularDepthAdapter when depth comes from a model, else None."""
     if methods["depth"] != "model":
         return None
@@ -55,9 +53,11 @@ def make_human_steps(config, methods: dict):
     h, pre = config.human, config.preprocess
     perceive = fit_body = to_smplx = None
     if methods["human"] == "mediapipe":
-        from arthoi_jax.preprocess.mediapipe_human import import_mediapipe, perceive_human
-
         from arthoi_jax.errors import MissingDependencyError
+        from arthoi_jax.preprocess.mediapipe_human import (
+            import_mediapipe,
+            perceive_human,
+        )
 
         try:
             import_mediapipe()  # fail before any frame is processed

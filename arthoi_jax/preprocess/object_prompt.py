@@ -9,8 +9,6 @@ frames are carried by optical flow (`masks.carry_mask_with_flow`) or, with a che
 
 from __future__ import annotations
 
-from typing import Optional
-
 import cv2
 import numpy as np
 
@@ -28,9 +26,9 @@ def _disks(shape, points: np.ndarray, radius: int) -> np.ndarray:
     return out > 0
 
 
-def grabcut_object_mask(image: np.ndarray, box: Optional[tuple[float, float, float, float]] = None,
-                        points: np.ndarray = np.zeros((0, 2)),
-                        negative_points: np.ndarray = np.zeros((0, 2))) -> np.ndarray:
+def grabcut_object_mask(image: np.ndarray, box: tuple[float, float, float, float] | None = None,
+                        points=(),
+                        negative_points=()) -> np.ndarray:
     """image [H, W, 3] uint8 RGB; box (x0, y0, x1, y1) and points [K, 2] / [L, 2] in pixels (centres at +0.5)
     -> [H, W] bool mask of the prompted object.
 
@@ -51,7 +49,7 @@ def grabcut_object_mask(image: np.ndarray, box: Optional[tuple[float, float, flo
                               f"(prompts are in output pixels, after resizing)")
     gc = np.full((H, W), cv2.GC_PR_BGD, np.uint8)
     if box is not None:
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, y0, x1, y1 = (round(v) for v in box)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
         if x1 - x0 < 2 or y1 - y0 < 2:
             raise ConfigError(f"preprocess.object_box: {list(box)} leaves no area inside the {W}x{H} frame; "

@@ -19,7 +19,6 @@ that puts the frame-0 human mask's median depth at the fitted body's pelvis dept
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -107,7 +106,7 @@ def geometry_depth(fit: FitResult, K: np.ndarray, object_masks: np.ndarray, huma
                    "ground_normal": n.tolist(), "ground_offset_m": d}
 
 
-def align_to_body(depth: np.ndarray, human_mask0: np.ndarray, fit: Optional[FitResult]) -> tuple[np.ndarray, float]:
+def align_to_body(depth: np.ndarray, human_mask0: np.ndarray, fit: FitResult | None) -> tuple[np.ndarray, float]:
     """Relative depth [H, W] (any scale, 0 unknown) scaled so the frame-0 human mask's median depth is the fitted
     pelvis depth of frame 0. Returns (depth, scale); scale 1 and the input unchanged when frame 0 has no body or
     no human pixel with depth."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,7 +24,11 @@ from arthoi_jax.preprocess import hands as hands_lib
 from arthoi_jax.preprocess import masks as masks_lib
 from arthoi_jax.preprocess import scene_depth
 from arthoi_jax.preprocess.foot_contact import foot_contact_from_landmarks
-from arthoi_jax.preprocess.lk_tracker import grid_queries, track_points, track_points_dense
+from arthoi_jax.preprocess.lk_tracker import (
+    grid_queries,
+    track_points,
+    track_points_dense,
+)
 from arthoi_jax.preprocess.object_prompt import grabcut_object_mask
 
 log = logging.getLogger("arthoi_jax")
@@ -39,12 +43,12 @@ CONTEXT_GRID_FACTOR = 4
 class SideInputs:
     """What the pipeline read from disk besides the frames (all optional)."""
 
-    object_masks: Optional[np.ndarray] = None  # [1 or T, H, W] bool at the output size
-    human_masks: Optional[np.ndarray] = None
-    depth: Optional[np.ndarray] = None  # [h, w] metres, any size (resized to the frames)
-    smplx_init: Optional[SmplxParams] = None  # camera-0 frame, OpenCV axes, one entry per output frame
-    hmr_K: Optional[np.ndarray] = None  # [3, 3] the HMR's intrinsics of frame 0, source-video pixels
-    hand_keypoints: Optional[tuple[np.ndarray, np.ndarray]] = None  # source-video pixels, see hands.py
+    object_masks: np.ndarray | None = None  # [1 or T, H, W] bool at the output size
+    human_masks: np.ndarray | None = None
+    depth: np.ndarray | None = None  # [h, w] metres, any size (resized to the frames)
+    smplx_init: SmplxParams | None = None  # camera-0 frame, OpenCV axes, one entry per output frame
+    hmr_K: np.ndarray | None = None  # [3, 3] the HMR's intrinsics of frame 0, source-video pixels
+    hand_keypoints: tuple[np.ndarray, np.ndarray] | None = None  # source-video pixels, see hands.py
 
 
 def resolve(cfg: PreprocessConfig, source: str) -> dict[str, str]:
@@ -91,7 +95,7 @@ def resolve(cfg: PreprocessConfig, source: str) -> dict[str, str]:
 
 
 def intrinsics(cfg: PreprocessConfig, source_hw: tuple[int, int], size_hw: tuple[int, int],
-               hmr_K: Optional[np.ndarray] = None) -> np.ndarray:
+               hmr_K: np.ndarray | None = None) -> np.ndarray:
     """K [3, 3] float64 at the output size, from the first of: the configured (fx, fy, cx, cy) in source
     pixels; the HMR's K (source pixels; so the imported body projects where the HMR saw it); a centred
     principal point with horizontal field of view `fov_deg`."""
@@ -131,7 +135,7 @@ def first_masks(frames: np.ndarray, cfg: PreprocessConfig, side: SideInputs, met
     return obj, human
 
 
-def carry_masks(frames, mask0, given: Optional[np.ndarray], sam, tracks, vis, inside) -> np.ndarray:
+def carry_masks(frames, mask0, given: np.ndarray | None, sam, tracks, vis, inside) -> np.ndarray:
     """Masks of every frame: given per-frame masks, else SAM prompted by tracks, else DIS flow."""
     T = len(frames)
     if given is not None and len(given) >= T:
@@ -146,20 +150,20 @@ class HumanSteps:
     """The human and camera steps of preprocessing, as functions the pipeline builds from the config (each None:
     step skipped). See arthoi_jax/preprocess/adapters.py for the real ones."""
 
-    perceive: Optional[Callable] = None  # frames -> mediapipe_human.HumanPerception
-    fit_body: Optional[Callable] = None  # (landmarks, conf, K, (H, W)) -> fit2d.FitResult
-    to_smplx: Optional[Callable] = None  # (FitResult, T_cam_world | None) -> SmplxParams (world frame)
+    perceive: Callable | None = None  # frames -> mediapipe_human.HumanPerception
+    fit_body: Callable | None = None  # (landmarks, conf, K, (H, W)) -> fit2d.FitResult
+    to_smplx: Callable | None = None  # (FitResult, T_cam_world | None) -> SmplxParams (world frame)
     # (frames, human_masks, object_masks, K, depth0) -> (CameraMotion, background tracks, visibility) or None
-    camera_motion: Optional[Callable] = None
+    camera_motion: Callable | None = None
     foot_contact_max_speed: float = 0.15
     foot_contact_min_conf: float = 0.5
 
 
 def video_to_bundle(frames: np.ndarray, fps: float, source_hw: tuple[int, int], cfg: PreprocessConfig,
-                    side: SideInputs = SideInputs(), *, methods: Optional[dict] = None, sam=None,
-                    tracker: Optional[Tracker] = None, depth_model=None,
-                    joints_fn: Optional[Callable[[SmplxParams], np.ndarray]] = None,
-                    human: HumanSteps = HumanSteps(), details: Optional[dict] = None) -> SceneBundle:
+                    side: SideInputs = SideInputs(), *, methods: dict | None = None, sam=None,
+                    tracker: Tracker | None = None, depth_model=None,
+                    joints_fn: Callable[[SmplxParams], np.ndarray] | None = None,
+                    human: HumanSteps = HumanSteps(), details: dict | None = None) -> SceneBundle:
     """Builds and validates the scene bundle of a video.
 
     Args:
