@@ -106,7 +106,7 @@ def _row(label: str, runs: list[dict]) -> str:
     tr = np.concatenate([r["trans_frames"] for r in runs]) if runs else np.array([])
     axis = np.concatenate([r["axis_error_deg"] for r in runs]) if runs else np.array([])
     iou = [r["segmentation_iou_mean"] for r in runs if r["segmentation_iou_mean"] is not None]
-    f = lambda x, fn: f"{fn(x):8.2f}" if len(x) else "       -"
+    f = lambda x, fn: f"{fn(x):9.2f}" if len(x) else "        -"
     return (f"{label:24s}{f(rot, np.mean)}{f(rot, np.max)}{f(rot, np.min)}{f(tr * 100, np.mean)}"
             f"{f(axis, np.max)}{f(np.array(iou), np.mean)}{np.sum([r['stage1_s'] for r in runs]):9.1f}")
 
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             print(f"  {name}: failed: {e}", flush=True)
             failed.append({"scene": name, "tracker": args.tracker, "error": str(e)})
 
-    header = "".join(f"{h:>8s}" for h in ("Rot mean", "Rot max", "Rot min", "Tr cm", "Axis max", "IoU"))
+    header = "".join(f"{h:>9s}" for h in ("Rot mean", "Rot max", "Rot min", "Tr cm", "Axis max", "IoU"))
     header = f"{'':24s}{header}{'time s':>9s}"
     print(f"\nPer scene (full model, tracker {args.tracker}); rotation in degrees over frames 1..T-1:")
     print(header)
