@@ -37,15 +37,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from arthoi_jax.errors import BundleError
+from arthoi_jax.io.outputs import atomic_dir
 
 BUNDLE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -325,22 +323,10 @@ def save_bundle(b: SceneBundle, path: str | Path, *, overwrite: bool = False) ->
     path = Path(path)
     if path.exists() and not overwrite:
         raise BundleError(f"{path}: a bundle already exists there; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays, meta = _flatten(b)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path, overwrite=True) as tmp:
         np.savez_compressed(tmp / "arrays.npz", **arrays)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
