@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arthoi_jax.config import RenderConfig  # noqa: E402
 from arthoi_jax.render.rasterize import render  # noqa: E402
-from arthoi_jax.render.types import Camera, Gaussians  # noqa: E402
 from benchmarks.rasterizer import make_scene  # noqa: E402
 
 PARAMS = ("means", "quats", "log_scales", "opacity_logits", "colors")
