@@ -53,7 +53,9 @@ def test_incam_parameters_become_bundle_smplx_params(results_file):
 def test_imported_params_pass_bundle_validation(results_file):
     from arthoi_jax.io.bundle import _validate_smplx
 
-    _validate_smplx("smplx_init", read_gvhmr(results_file[0]).incam, T)
+    incam = read_gvhmr(results_file[0]).incam
+    _validate_smplx("smplx_init", incam, T)  # raises BundleError on any shape or dtype the bundle would refuse
+    assert incam.body_pose.shape == (T, 21, 3) and incam.body_pose.dtype == np.float32
 
 
 def test_single_intrinsics_matrix_is_broadcast():

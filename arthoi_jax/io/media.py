@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -36,3 +37,14 @@ def contact_sheet(frames: np.ndarray, columns: int = 6, max_frames: int = 24) ->
         r, c = divmod(k, columns)
         sheet[r * H:(r + 1) * H, c * W:(c + 1) * W] = frames[t]
     return sheet
+
+
+def write_figure(path: Path, fig) -> None:
+    """Saves a matplotlib figure as PNG (atomically) and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(Path(path), buf.getvalue())

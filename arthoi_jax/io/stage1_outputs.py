@@ -107,11 +107,7 @@ def write_joint_plot(path: Path, fps: float, estimated: list[JointFit], gt_value
         ax.set_ylabel(f"joint value ({unit})")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(Path(path), buf.getvalue())
+    media.write_figure(path, fig)
 
 
 def write_side_by_side(path: Path, left: np.ndarray, right: np.ndarray, fps: float) -> None:

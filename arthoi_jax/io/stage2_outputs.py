@@ -4,7 +4,6 @@ metrics.json and hand_to_handle.png. All writes are atomic."""
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 from arthoi_jax import interaction_metrics as im
 from arthoi_jax.io import media
 from arthoi_jax.io.human_motion import load_hoi_truth, load_human_motion, save_human_motion
-from arthoi_jax.io.outputs import write_atomic, write_json
+from arthoi_jax.io.outputs import write_json
 
 log = logging.getLogger("arthoi_jax")
 CAMERA_UP = np.array([0.0, -1.0, 0.0])  # OpenCV y points down; used when the scene's floor is unknown
@@ -34,11 +33,7 @@ def _plot(path: Path, curves: dict, xlabel: str, ylabel: str, log_y: bool = Fals
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(Path(path), buf.getvalue())
+    media.write_figure(path, fig)
 
 
 def run_stage2(cfg, bundle, segment_dir: Path, stage1_dir: Path, out: Path) -> None:

@@ -36,15 +36,21 @@ def composite(pixels, means2d, conics, opacities, colors, depths, max_alpha: flo
     return out
 
 
-def _forward(pixels, means2d, conics, opacities, colors, depths, max_alpha):
-    d = means2d[None, :, :] - pixels[:, None, :]
-    dx, dy = d[..., 0], d[..., 1]
+def alphas(pixels, means2d, conics, opacities, max_alpha):
+    """[P, 2] x [k, ...] -> dx, dy, gauss, raw = opacity * gauss, alpha (0 where skipped), all [P, k]."""
+    dx = means2d[None, :, 0] - pixels[:, None, 0]
+    dy = means2d[None, :, 1] - pixels[:, None, 1]
     sigma = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
     in_front = sigma >= 0
     gauss = jnp.exp(-jnp.where(in_front, sigma, 0.0))
     raw = opacities * gauss
     alpha = jnp.minimum(max_alpha, raw)
     alpha = jnp.where(in_front & (alpha >= ALPHA_THRESHOLD), alpha, 0.0)
+    return dx, dy, gauss, raw, alpha
+
+
+def _forward(pixels, means2d, conics, opacities, colors, depths, max_alpha):
+    dx, dy, gauss, raw, alpha = alphas(pixels, means2d, conics, opacities, max_alpha)
     log_1ma = jnp.log1p(-alpha)
     log_t_incl = jnp.cumsum(log_1ma, axis=1)
     alive = log_t_incl > _LOG_T_STOP  # a prefix of each row: transmittance only decreases

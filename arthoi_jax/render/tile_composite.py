@@ -15,20 +15,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from arthoi_jax.render.composite import _LOG_T_STOP, ALPHA_THRESHOLD
-
-
-def _alphas(pixels, means2d, conics, opacities, max_alpha):
-    """[P, 2] x [k, ...] -> dx, dy, gauss, raw = opacity * gauss, alpha (0 where skipped), all [P, k]."""
-    dx = means2d[None, :, 0] - pixels[:, None, 0]
-    dy = means2d[None, :, 1] - pixels[:, None, 1]
-    sigma = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
-    in_front = sigma >= 0
-    gauss = jnp.exp(-jnp.where(in_front, sigma, 0.0))
-    raw = opacities * gauss
-    alpha = jnp.minimum(max_alpha, raw)
-    alpha = jnp.where(in_front & (alpha >= ALPHA_THRESHOLD), alpha, 0.0)
-    return dx, dy, gauss, raw, alpha
+from arthoi_jax.render.composite import _LOG_T_STOP, alphas
 
 
 def _slice(x, start, size):
@@ -54,7 +41,7 @@ def _forward(pixels, means2d, conics, opacities, colors, depths, max_alpha, chun
     def body(state):
         c, log_t, color, depth, done, stop = state
         s = c * chunk
-        _, _, _, _, alpha = _alphas(pixels, _slice(means2d, s, chunk), _slice(conics, s, chunk),
+        _, _, _, _, alpha = alphas(pixels, _slice(means2d, s, chunk), _slice(conics, s, chunk),
                                     _slice(opacities, s, chunk), max_alpha)
         log_1ma = jnp.log1p(-alpha)
         cs = log_t[:, None] + jnp.cumsum(log_1ma, axis=1)
@@ -103,7 +90,7 @@ def _bwd(max_alpha, chunk, residuals, cotangents):
         s = c * chunk
         m, con, op = _slice(means2d, s, chunk), _slice(conics, s, chunk), _slice(opacities, s, chunk)
         col, dep = _slice(colors, s, chunk), _slice(depths, s, chunk)
-        dx, dy, gauss, raw, alpha = _alphas(pixels, m, con, op, max_alpha)
+        dx, dy, gauss, raw, alpha = alphas(pixels, m, con, op, max_alpha)
         alive = (s + jnp.arange(chunk))[None, :] < stop[:, None]
         log_1ma = jnp.where(alive, jnp.log1p(-alpha), 0.0)
         cs = jnp.cumsum(log_1ma, axis=1)
