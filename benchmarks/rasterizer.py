@@ -5,10 +5,14 @@ camera pose) after compiling (compile time reported separately), as the median o
 run), all in one process. Wall and CPU seconds (all threads, `time.process_time`) are both recorded: on a
 shared, oversubscribed machine the CPU-time ratios are the stable ones. The PyTorch reference is gsplat
 1.5.3's `_fully_fused_projection` + tests/torch_compositing_reference.py (one Gaussian per step, all pixels
-vectorised). Peak memory of the backward is XLA's compiled buffer plan (`memory_analysis()`: arguments +
+vectorised), measured only at 2k Gaussians; "tvec" is the vectorised PyTorch path
+(benchmarks/torch_rasterizer.py: the same gsplat projection, then per-16x16-tile [pixels x Gaussians] blocks under
+torch.utils.checkpoint), measured at every size, after a parity check against the JAX dense render (500 Gaussians,
+64x64, max abs error <= 1e-4, or the script exits). Peak memory of the backward is XLA's compiled buffer plan (`memory_analysis()`: arguments +
 outputs + temporaries), which does not depend on machine load.
 
-  .venv/bin/python benchmarks/rasterizer.py --out /tmp/rasterizer.json [--quick]
+  .venv/bin/python benchmarks/rasterizer.py --out /tmp/rasterizer.json [--quick] [--cases 10000x256,100000x512]
+      [--tvec-fraction 0.25]  (time that fraction of the tvec chunks and extrapolate; flagged in table and JSON)
 """
 
 from __future__ import annotations
@@ -119,6 +123,60 @@ def torch_times(g: Gaussians, camera: Camera, repeats: int):
     return out
 
 
+def tvec_args(g: Gaussians, camera: Camera, requires_grad: bool):
+    import torch
+
+    p = {k: torch.tensor(np.asarray(v), requires_grad=requires_grad) for k, v in dataclasses.asdict(g).items()}
+    T = torch.eye(4, requires_grad=requires_grad)
+    args = (p["means"], p["quats"], p["log_scales"], p["opacity_logits"], p["colors"], T,
+            torch.tensor(np.asarray(camera.K)), camera.width, camera.height, torch.zeros(3))
+    return args
+
+
+def tvec_parity(n: int = 500, side: int = 64, tol: float = 1e-4) -> float:
+    """Max abs error (rgb, alpha, depth) of the vectorised torch render vs the JAX dense render; exits if > tol."""
+    import torch
+
+    from benchmarks.torch_rasterizer import render_vectorised
+
+    g, camera = make_scene(n, side, seed=1)
+    ref = jax.jit(lambda g: render(g, camera, RenderConfig(mode="dense")))(g)
+    with torch.no_grad():
+        rgb, alpha, depth, _ = render_vectorised(*tvec_args(g, camera, False))
+    err = max(float(np.abs(a.numpy() - np.asarray(b)).max())
+              for a, b in ((rgb, ref.rgb), (alpha, ref.alpha), (depth, ref.depth)))
+    ok = err <= tol
+    print(f"tvec parity vs JAX dense ({n} Gaussians, {side}x{side}): max abs error {err:.2e} "
+          f"({'OK' if ok else 'FAIL'}, tolerance {tol:.0e})", flush=True)
+    if not ok:
+        raise SystemExit(f"tvec parity check failed: max abs error {err:.3e} > {tol:.0e}")
+    return err
+
+
+def tvec_times(g: Gaussians, camera: Camera, repeats: int, fraction: float):
+    """{fwd, fwd_bwd: (wall s, CPU s)}, info; times scaled by chunks / chunks_run when fraction < 1."""
+    import torch
+
+    from benchmarks.torch_rasterizer import render_vectorised
+
+    out, info = {}, {}
+    for name, backward in (("fwd", False), ("fwd_bwd", True)):
+        wall, cpu = [], []
+        for _ in range(repeats):
+            args = tvec_args(g, camera, backward)
+            w0, c0 = time.perf_counter(), time.process_time()
+            with torch.set_grad_enabled(backward):
+                rgb, alpha, depth, info = render_vectorised(*args, chunk_fraction=fraction)
+                loss = rgb.sum() + alpha.sum() + 0.1 * depth.sum()
+                if backward:
+                    loss.backward()
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+        scale = info["chunks"] / info["chunks_run"]
+        out[name] = (statistics.median(wall) * scale, statistics.median(cpu) * scale)
+    return out, info
+
+
 def backward_memory(fn, *args) -> dict:
     mem = jax.jit(fn).lower(*args).compile().memory_analysis()
     fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes")
@@ -132,10 +190,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("rasterizer_benchmark.json"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="only the 2k and 10k cases, one repeat")
+    parser.add_argument("--cases", default="", help="comma-separated NxSIDE subset of the cases, e.g. 10000x256")
+    parser.add_argument("--tvec-fraction", type=float, default=1.0,
+                        help="time only this fraction of the tvec pixel chunks (tiles) and extrapolate")
     parser.add_argument("--tile-capacity", type=int, default=RenderConfig().tile_capacity)
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     cases = CASES[:2] if args.quick else CASES
+    if args.cases:
+        wanted = {tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")}
+        cases = [c for c in cases if (c[0], c[1]) in wanted]
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    parity_err = tvec_parity()
 
     results = []
     for n, side, do_dense, do_torch in cases:
@@ -165,7 +233,15 @@ def main() -> None:
                   f"fwd+bwd {t['fwd_bwd'][0]:.3f} s ({t['fwd_bwd'][1]:.3f} CPU s)", flush=True)
         else:
             row["skipped"].append(SKIP_TORCH)
-        for other in ("dense", "torch"):
+        t, info = tvec_times(g, camera, repeats, args.tvec_fraction)
+        (row["tvec_fwd_s"], row["tvec_fwd_cpu_s"]), (row["tvec_fwd_bwd_s"], row["tvec_fwd_bwd_cpu_s"]) = (
+            t["fwd"], t["fwd_bwd"])
+        row["tvec_pairs"], row["tvec_chunks"], row["tvec_chunks_run"] = info["pairs"], info["chunks"], info["chunks_run"]
+        row["tvec_extrapolated"] = info["chunks_run"] < info["chunks"]
+        extra = (f" EXTRAPOLATED from {info['chunks_run']}/{info['chunks']} chunks" if row["tvec_extrapolated"] else "")
+        print(f"  {n} Gaussians {side}x{side} tvec: fwd {t['fwd'][0]:.3f} s ({t['fwd'][1]:.3f} CPU s), "
+              f"fwd+bwd {t['fwd_bwd'][0]:.3f} s ({t['fwd_bwd'][1]:.3f} CPU s){extra}", flush=True)
+        for other in ("dense", "torch", "tvec"):
             for kind in ("fwd", "fwd_bwd"):
                 for unit in ("s", "cpu_s"):
                     if f"{other}_{kind}_{unit}" in row:
@@ -180,6 +256,10 @@ def main() -> None:
         "backend": jax.default_backend(),
         "tile_capacity": args.tile_capacity,
         "repeats": repeats,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "tvec_parity_max_abs_err": parity_err,
+        "tvec_fraction": args.tvec_fraction,
         "results": results,
     }
     args.out.write_text(json.dumps(report, indent=2))
@@ -198,12 +278,18 @@ def print_row(row: dict) -> None:
 
     if not getattr(print_row, "header", False):
         print(f"{'N':>7} {'size':>7} | {'tiled fwd':>9} {'tiled f+b':>9} | {'dense fwd':>9} {'dense f+b':>9} | "
-              f"{'torch fwd':>9} {'torch f+b':>9} | f+b dense/tiled  torch/tiled | overflow  bwd MiB")
+              f"{'torch fwd':>9} {'torch f+b':>9} | {'tvec fwd':>9} {'tvec f+b':>9} | "
+              f"f+b dense/tiled  torch/tiled   tvec/tiled  | overflow  bwd MiB")
         print_row.header = True
     mem = row.get("tiled_bwd_memory", {}).get("total_mib", float("nan"))
     print(f"{row['n']:>7} {row['width']:>3}x{row['height']:<3} | {f('tiled_fwd_s')} {f('tiled_fwd_bwd_s')} | "
           f"{f('dense_fwd_s')} {f('dense_fwd_bwd_s')} | {f('torch_fwd_s')} {f('torch_fwd_bwd_s')} | "
-          f"{ratio('dense')} {ratio('torch')} | {row.get('tiled_overflow_pairs', 0):>8} {mem:8.1f}")
+          f"{f('tvec_fwd_s')} {f('tvec_fwd_bwd_s')} | {ratio('dense')} {ratio('torch')} {ratio('tvec')} | {row.get('tiled_overflow_pairs', 0):>8} {mem:8.1f}")
+    if row.get("tvec_fwd_s") is not None:
+        ratio_fwd = row["tvec_over_tiled_fwd_s"], row["tvec_over_tiled_fwd_cpu_s"]
+        note = (f"; tvec EXTRAPOLATED from {row['tvec_chunks_run']}/{row['tvec_chunks']} tile chunks"
+                if row.get("tvec_extrapolated") else "")
+        print(f"        fwd tvec/tiled {ratio_fwd[0]:.1f} ({ratio_fwd[1]:.1f} CPU){note}")
     for reason in row["skipped"]:
         print(f"        skipped: {reason}")
 
