@@ -21,6 +21,7 @@ from arthoi_jax.body import fit2d
 from arthoi_jax.body.model import BodyParams, params_from_smplx
 from arthoi_jax.config import BodyConfig, load_config
 from arthoi_jax.io.body_model_file import load_body_model
+from arthoi_jax.interaction_metrics import mpjpe, pa_mpjpe
 from arthoi_jax.io.outputs import write_json
 
 HIPS = [fit2d.LANDMARK_MAP.index(e) for e in fit2d.LANDMARK_MAP if e[0] in ("left_hip", "right_hip")]
@@ -31,20 +32,10 @@ def joints_of(model, p: BodyParams) -> np.ndarray:
         model, p.betas, p.global_orient, p.body_pose, p.transl), np.float64)  # fmt: skip
 
 
-def procrustes(X, Y):
-    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    U, S, Vt = np.linalg.svd(Xc.T @ Yc)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = (U @ D @ Vt).T
-    return (S * np.diag(D)).sum() / (Xc**2).sum() * Xc @ R.T + Y.mean(0)
-
-
 def errors(J_hat, J) -> dict:
-    hips = lambda X: X - X[:, HIPS].mean(1, keepdims=True)
-    pa = np.mean([np.linalg.norm(procrustes(J_hat[t], J[t]) - J[t], axis=-1).mean() for t in range(len(J))])
-    return {"mpjpe_mm": 1000 * float(np.linalg.norm(hips(J_hat) - hips(J), axis=-1).mean()),
-            "pa_mpjpe_mm": 1000 * float(pa),
-            "abs_mpjpe_mm": 1000 * float(np.linalg.norm(J_hat - J, axis=-1).mean())}
+    hips = lambda X: X - X[:, HIPS].mean(1, keepdims=True)  # noqa: E731
+    return {"mpjpe_mm": mpjpe(hips(J_hat), hips(J)), "pa_mpjpe_mm": pa_mpjpe(J_hat, J),
+            "abs_mpjpe_mm": mpjpe(J_hat, J)}
 
 
 def fit_case(model, J, K, hw, height, steps, rng) -> dict:

@@ -10,6 +10,7 @@ import pytest
 from arthoi_jax.body import fit2d
 from arthoi_jax.body.model import BodyParams, forward_sequence, params_from_smplx
 from arthoi_jax.config import BodyConfig
+from arthoi_jax.interaction_metrics import pa_mpjpe
 from arthoi_jax.io.body_model_file import load_body_model
 
 K = np.array([[500.0, 0.0, 256.0], [0.0, 500.0, 256.0], [0.0, 0.0, 1.0]])
@@ -40,14 +41,6 @@ def joints_of(model, p):
         model, p.betas, p.global_orient, p.body_pose, p.transl))  # fmt: skip
 
 
-def procrustes(X, Y):
-    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    U, S, Vt = np.linalg.svd(Xc.T @ Yc)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = (U @ D @ Vt).T
-    return (S * np.diag(D)).sum() / (Xc**2).sum() * Xc @ R.T + Y.mean(0)
-
-
 def test_mapped_joints_match_the_full_forward_pass(model):
     p = posed_person(model, T=2)
     full = np.asarray(forward_sequence(model, p).joints)[:, fit2d.JOINT_IDS]
@@ -71,7 +64,7 @@ def test_fit_recovers_a_synthetic_person(model):
     assert r.body_found.all() and r.mean_reprojection_px < 2.5
     assert abs(r.height_m - height) < 0.05
     Jh = r.joints3d
-    pa = np.mean([np.linalg.norm(procrustes(Jh[t], J[t]) - J[t], axis=-1).mean() for t in range(T)])
+    pa = pa_mpjpe(Jh, J) / 1000  # metres
     hips = lambda X: X - X[:, 11:13].mean(1, keepdims=True)
     mpjpe = np.linalg.norm(hips(Jh) - hips(J), axis=-1).mean()
     depth_err = np.abs(Jh[:, 11:13, 2].mean(1) - J[:, 11:13, 2].mean(1)).max()
