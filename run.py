@@ -2,6 +2,9 @@
 
   python run.py --config configs/synthetic/door.yaml [--set key=value ...] [--stage NAME] [--out DIR]
                 [--resume | --overwrite]
+
+Exit status 0 when done; 2 on an arthoi_jax error (a bad config or input, an existing run folder, or a diverged
+optimization, whose last good state is then in <out>/<stage>.failed/last_good.npz), with the message on stderr.
 """
 
 from __future__ import annotations

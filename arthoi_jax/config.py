@@ -148,6 +148,9 @@ class Stage2Config:
     lambda_fs: float = bounded(10.0, 0.0)
     lambda_s: float = bounded(1e4, 0.0)
     lambda_k: float = bounded(1e4, 0.0)
+    # L_k is Geman-McClure on the 3D distance with this scale: a lifted keypoint farther than it from its joint
+    # (a wrong depth) pulls with a bounded force instead of dragging the body.
+    kinematic_sigma_m: float = bounded(0.05, 0.0, None, lo_open=True)
     lambda_c: float = bounded(1e5, 0.0)
     beta_h: float = bounded(1.0, 0.0)
     eta: float = bounded(1.0, 0.0)
@@ -163,6 +166,8 @@ class Stage2Config:
     contact_alpha: float = bounded(0.5, 0.0, 1.0)
     contact_radius_px: float = bounded(4.0, 0.0)
     contact_offset_m: float = bounded(0.015, 0.0, 0.2)  # lifted keypoints moved this far towards the camera
+    # Per hand and frame, only keypoints lifted within this depth of the hand's nearest lifted one are kept.
+    contact_depth_band_m: float = bounded(0.05, 0.0, None, lo_open=True)
     # Reconstruction loss L_r^h: rendered this much smaller, on `render_frames` random frames per step (0: all).
     render_downsample: int = bounded(4, 1, 64)
     render_frames: int = bounded(2, 0)

@@ -2,10 +2,15 @@
 
 On a contact frame, a hand keypoint is lifted when (1) its detector confidence is at least `min_conf` and
 (2) the object render covers its pixel with alpha at least `min_alpha` (the point lies over the object, so the
-object's depth there is the depth of the touched surface). Its 3D position K_j(t) is the back-projection of the
+object's depth there is the depth of the touched surface; Stage II renders the moving parts alone for this, since
+behind a hand the static body often shows). Its 3D position K_j(t) is the back-projection of the
 keypoint at the render's surface depth (expected depth / alpha), moved back towards the camera by
 `offset_m` (Stage2Config.contact_offset_m: a hand joint is inside the hand, not on the surface it touches).
-Other keypoints get weight 0.
+On the fridge the open door's face lies up to 55 cm behind the fingers that grip its edge, so (3) per hand and
+frame only keypoints within `depth_band_m` of the hand's nearest lifted keypoint are kept.
+The wrist (keypoint 0) is never lifted: it does not touch the object, it lies a hand's length in front of it
+(on door_hoi its lifted depth was 15 cm behind the true wrist, against 1-6 cm for the finger joints). Other
+keypoints get weight 0.
 
 Contact frames come from the bundle when known; otherwise a hand is in contact when one of its confident
 keypoints lies within `radius_px` of the moving part's mask (2D proximity).
@@ -17,6 +22,8 @@ import cv2
 import numpy as np
 
 from arthoi_jax.errors import InputError
+
+WRIST = 0  # keypoint index in the 21-point hand order
 
 
 def _check(hand_keypoints: np.ndarray, conf: np.ndarray, T: int) -> None:
@@ -48,7 +55,7 @@ def detect_contact_frames(hand_keypoints: np.ndarray, conf: np.ndarray, part_mas
 
 def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.ndarray, depth: np.ndarray,
                    alpha: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], min_conf: float, min_alpha: float,
-                   offset_m: float = 0.0):
+                   offset_m: float = 0.0, depth_band_m: float = np.inf):
     """3D contact keypoints.
 
     hand_keypoints [T, 2, 21, 2] full-resolution pixels; conf [T, 2, 21]; contact [T, 2] bool; depth, alpha
@@ -56,6 +63,9 @@ def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.nda
     (keypoints are scaled to it); K [3, 3] intrinsics of the full-resolution image of size image_hw (H, W).
     offset_m: the point is moved this far back along the viewing ray, towards the camera (a hand joint lies
     inside the hand, in front of the surface it touches).
+    depth_band_m: per hand and frame, a keypoint is kept only when its render depth is within this of the hand's
+    nearest lifted keypoint (the touched handle stands out towards the camera; farther ones show the surface
+    behind the hand).
     Returns points [T, 2, 21, 3] metres (camera-0 = world frame; 0 where not lifted) and weights [T, 2, 21]
     float32 (1 lifted, else 0).
     """
@@ -70,7 +80,9 @@ def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.nda
     t = np.arange(T)[:, None, None]
     a = alpha[t, row, col]
     z = depth[t, row, col] / np.maximum(a, 1e-6)
-    ok = contact[..., None] & (conf >= min_conf) & (a >= min_alpha) & (z > 0)
+    ok = contact[..., None] & (conf >= min_conf) & (a >= min_alpha) & (z > 0) & (np.arange(21) != WRIST)
+    nearest = np.min(np.where(ok, z, np.inf), axis=-1, keepdims=True)  # [T, 2, 1]
+    ok &= z <= nearest + depth_band_m
     x = (hand_keypoints[..., 0] - K[0, 2]) / K[0, 0] * z
     y = (hand_keypoints[..., 1] - K[1, 2]) / K[1, 1] * z
     p = np.stack([x, y, z], -1)

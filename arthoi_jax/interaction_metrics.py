@@ -4,9 +4,13 @@ Thresholds App. C leaves open, chosen here (each is an argument with this defaul
   * Smoothness: std over all frames and the 22 body joints of the joint speeds, in m/s, after resampling the
     per-frame displacements to 30 FPS (a displacement d per frame at `fps` is a speed d * fps).
   * Foot Sliding: the four foot joints (ankles, feet/toe bases). A joint is in ground contact at a frame when
-    its height above the floor is within FOOT_CONTACT_M of its lowest height over the clip; it slides when its
-    displacement projected on the floor plane exceeds the paper's 0.001 m/frame. Score = (sliding frames /
-    contact frames) x mean sliding distance in cm/frame (lower is better).
+    its height above the floor plane is at most its height in a standing body (soles on the floor) plus
+    FOOT_CONTACT_M; it slides when its displacement projected on the floor plane exceeds the paper's
+    0.001 m/frame. Score = (sliding frames / contact frames) x mean sliding distance in cm/frame (lower is
+    better). Contact is measured against the floor, not against the joint's own lowest height over the clip:
+    that rule called a foot that rose 8 cm while sliding 0.7 cm/frame "not in contact" and scored it 0 (the
+    "w/o L_fs" ablation on door_hoi). floor_gap_cm reports how far the feet float above (or sink below) the
+    floor, so that feet kept off the ground cannot pass for planted ones.
   * Contact %: share of the hand-contact frames where the contacting hand (wrist and 20 finger points) comes
     within CONTACT_M of the object surface.
   * Penetration %: share of human vertices strictly inside the object's solids, averaged over frames.
@@ -31,12 +35,14 @@ def smoothness(joints: np.ndarray, fps: float) -> float:
     return float(np.std(d * METRIC_FPS))
 
 
-def foot_sliding(foot: np.ndarray, up: np.ndarray, floor_offset: float,
+def foot_sliding(foot: np.ndarray, up: np.ndarray, floor_offset: float, stand_height: np.ndarray,
                  contact_m: float = FOOT_CONTACT_M, slide_m: float = FOOT_SLIDE_M_PER_FRAME) -> dict:
-    """foot [T, 4, 3] metres; floor plane {x : up . x = floor_offset} (up unit) -> score and its parts."""
+    """foot [T, 4, 3] metres; floor plane {x : up . x = floor_offset} (up unit); stand_height [4] metres: each
+    joint's height above the floor in a standing body -> score and its parts. contact_steps counts the (joint,
+    step) pairs in ground contact at both ends; floor_gap_cm is the median height above the standing height."""
     up = np.asarray(up, np.float64) / np.linalg.norm(up)
-    h = foot @ up - floor_offset  # [T, 4]
-    contact = h <= h.min(0, keepdims=True) + contact_m
+    gap = foot @ up - floor_offset - np.asarray(stand_height)  # [T, 4]
+    contact = gap <= contact_m
     step = np.diff(foot, axis=0)
     horiz = np.linalg.norm(step - (step @ up)[..., None] * up, axis=-1)  # [T-1, 4]
     both = contact[1:] & contact[:-1]
@@ -44,7 +50,8 @@ def foot_sliding(foot: np.ndarray, up: np.ndarray, floor_offset: float,
     n_contact, n_slide = int(both.sum()), int(sliding.sum())
     mean_cm = float(horiz[sliding].mean() * 100) if n_slide else 0.0
     score = (n_slide / n_contact) * mean_cm if n_contact else 0.0
-    return {"score": score, "sliding_ratio": n_slide / max(n_contact, 1), "mean_sliding_cm": mean_cm}
+    return {"score": score, "sliding_ratio": n_slide / max(n_contact, 1), "mean_sliding_cm": mean_cm,
+            "contact_steps": n_contact, "floor_gap_cm": float(100 * np.median(gap))}
 
 
 def box_frames(boxes: np.ndarray):
@@ -106,16 +113,17 @@ def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def interaction_report(joints: np.ndarray, vertices: np.ndarray, fps: float, *, foot_idx, hand_idx,
                        boxes: np.ndarray, contact_frames: np.ndarray, up: np.ndarray, floor_offset: float,
-                       gt_joints: np.ndarray | None = None, grip: np.ndarray | None = None,
-                       gt_grip: np.ndarray | None = None) -> dict:
+                       foot_stand_height: np.ndarray, gt_joints: np.ndarray | None = None,
+                       grip: np.ndarray | None = None, gt_grip: np.ndarray | None = None) -> dict:
     """Every metric for one motion. joints [T, J, 3] (smplx output order); vertices [T, V, 3]; foot_idx [4] and
-    hand_idx [K] index joints; boxes [T, B, 4, 3]; contact_frames [T] bool; grip / gt_grip [T, 3]: the
-    contacting hand's grip point and the handle point it should hold (hand-to-handle distance on contact frames).
+    hand_idx [K] index joints; boxes [T, B, 4, 3]; contact_frames [T] bool; foot_stand_height [4] metres (see
+    foot_sliding); grip / gt_grip [T, 3]: the contacting hand's grip point and the handle point it should hold
+    (hand-to-handle distance on contact frames).
     """
     body = joints[:, :NUM_BODY_JOINTS]
     out = {
         "smoothness_m_per_s": smoothness(body, fps),
-        "foot_sliding": foot_sliding(joints[:, foot_idx], up, floor_offset),
+        "foot_sliding": foot_sliding(joints[:, foot_idx], up, floor_offset, foot_stand_height),
         "contact": contact_percent(joints[:, hand_idx], boxes, contact_frames),
         "penetration_percent": penetration_percent(vertices, boxes),
     }

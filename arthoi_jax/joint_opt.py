@@ -18,15 +18,18 @@ TRACK_WEIGHT = 1.0
 
 
 def tracking_loss(obj: Stage1Scene, poses: jnp.ndarray, tracks: jnp.ndarray, track_vis: jnp.ndarray,
-                  K: jnp.ndarray) -> jnp.ndarray:
+                  K: jnp.ndarray, T_cam_world: jnp.ndarray | None = None) -> jnp.ndarray:
     """Mean squared reprojection error (px^2) of the moving parts' track points, summed over frames.
 
     poses [T, P, 4, 4] part poses (frame 0 -> t); tracks [T, M, 2] pixels; track_vis [T, M] bool; obj.track_points
-    [M, 3] frame-0 points and obj.track_part [M] (p >= 1: moving part p; 0: not a moving-part track).
+    [M, 3] frame-0 points and obj.track_part [M] (p >= 1: moving part p; 0: not a moving-part track);
+    T_cam_world [T, 4, 4] world-to-camera extrinsics (None: static camera).
     """
     all_poses = jnp.concatenate([jnp.broadcast_to(jnp.eye(4), poses.shape[:1] + (1, 4, 4)), poses], 1)
     T_pt = all_poses[:, obj.track_part]  # [T, M, 4, 4]
     x = jnp.einsum("tmij,mj->tmi", T_pt[..., :3, :3], obj.track_points) + T_pt[..., :3, 3]
+    if T_cam_world is not None:
+        x = jnp.einsum("tij,tmj->tmi", T_cam_world[:, :3, :3], x) + T_cam_world[:, None, :3, 3]
     z = jnp.maximum(x[..., 2:3], 1e-3)
     uv = x[..., :2] / z * jnp.stack([K[0, 0], K[1, 1]]) + jnp.stack([K[0, 2], K[1, 2]])
     w = (track_vis & (obj.track_part > 0)[None]).astype(uv.dtype)

@@ -2,22 +2,25 @@
 
 Each stage is a function `(ctx, out_dir) -> None` that reads what earlier stages left in the run folder
 and writes its own results into `out_dir` (a temporary folder renamed into place when the stage ends).
+A stage whose optimization diverges (OptimizationError) leaves no stage folder but `<stage>.failed/` with the
+last good state, and the error, naming that file, propagates (run.py exits with status 2).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
 from arthoi_jax import config as config_lib
-from arthoi_jax.errors import ConfigError, InputError
+from arthoi_jax.errors import ConfigError, InputError, OptimizationError
 from arthoi_jax.io import bundle as bundle_io
 from arthoi_jax.io import media
-from arthoi_jax.io.outputs import atomic_dir, prepare_run_dir, write_atomic
+from arthoi_jax.io.outputs import atomic_dir, failed_dir, prepare_run_dir, save_failed_state, write_atomic
 
 log = logging.getLogger("arthoi_jax")
 
@@ -75,6 +78,9 @@ def _preprocess(ctx: RunContext, out: Path) -> None:
     if source == "synthetic":
         if methods["tracker"] == "gt":
             log.info("preprocess: tracker 'gt', the generated bundle is used as it is")
+            write_json(out / "summary.json", {**methods, "bundle": str(ctx.stage_dir("generate") / "bundle"),
+                                              "note": "tracker 'gt': the tracks are the generated bundle's exact "
+                                                      "ground-truth tracks; no new bundle is written"})
             return
         b = retrack_bundle(bundle_io.load_bundle(ctx.stage_dir("generate") / "bundle"), cfg,
                            adapters.make_tracker(cfg, methods))
@@ -118,9 +124,12 @@ def _generate_video(config: config_lib.Config, out: Path) -> Path:
 
 
 def _segment(ctx: RunContext, out: Path) -> None:
-    """Flow-based part segmentation (Eq. 1-3) -> segment/segmentation.npz + masks.png."""
+    """Flow-based part segmentation (Eq. 1-3) -> segment/segmentation.npz + masks.png. On a video, an object
+    without a moving part is reported as rigid (segment/rigid.json with the evidence) and kept static."""
+    from arthoi_jax.errors import NoMovingPartError
     from arthoi_jax.io import stage1_outputs
-    from arthoi_jax.segmentation import segment
+    from arthoi_jax.io.outputs import write_json
+    from arthoi_jax.segmentation import rigid_segmentation, segment
 
     cfg, b = ctx.config, ctx.bundle()
     mask_fn = None
@@ -132,7 +141,16 @@ def _segment(ctx: RunContext, out: Path) -> None:
 
         mask_fn = SamAdapter.from_checkpoint(cfg.preprocess.sam_checkpoint, cfg.preprocess.sam_model_type,
                                              cfg.preprocess.device).predict
-    seg = segment(b.frames, b.object_masks, b.depth, b.K, b.tracks, b.visibility, cfg.segmentation, mask_fn)
+    args = (b.frames, b.object_masks, b.depth, b.K, b.tracks, b.visibility, cfg.segmentation)
+    try:
+        seg = segment(*args, mask_fn, T_cam_world=b.T_cam_world)
+    except NoMovingPartError as e:
+        if cfg.scene.source != "video":
+            raise
+        # A real video of a rigid object: report it, keep the object static in the world, and go on to Stage II.
+        log.warning("segment: the object is rigid (%s); Stage I keeps it static", e)
+        write_json(out / "rigid.json", {"rigid": True, "reason": str(e), "evidence": e.evidence})
+        seg = rigid_segmentation(*args, T_cam_world=b.T_cam_world)
     stage1_outputs.save_segmentation(out, seg)
     media.write_png(out / "masks.png", media.contact_sheet(stage1_outputs.mask_overlay(b.frames, seg.part_masks)))
     labels = seg.track_labels
@@ -143,26 +161,44 @@ def _segment(ctx: RunContext, out: Path) -> None:
 
 def _stage1(ctx: RunContext, out: Path) -> None:
     """Object articulation (Eq. 4-8) -> stage1/transforms.json, joints.json, result.npz, rerender.mp4."""
+    import numpy as np
+
     from arthoi_jax import stage1
     from arthoi_jax.io import stage1_outputs
+    from arthoi_jax.io.human_motion import load_hoi_truth
 
     cfg, b = ctx.config, ctx.bundle()
     seg = stage1_outputs.load_segmentation(ctx.stage_dir("segment"))
-    res = stage1.optimize(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg, cfg.stage1, cfg.render,
-                          cfg.segmentation.binding_radius_m, progress=cfg.output.progress)
-    stage1_outputs.save_stage1(out, res, b.fps)
+    if seg.num_parts == 0:  # a rigid object (segment/rigid.json): the identity motion, static in the world
+        T = b.num_frames
+        none = np.zeros((T, 0, 4, 4))
+        res = stage1.Stage1Result(poses=none, init_poses=none, pnp_poses=none, joints=(),
+                                  iterations=np.zeros(T, np.int32), loss=np.zeros(T),
+                                  terms=np.zeros((T, len(stage1.TERMS))))
+        log.info("stage1: no moving part (rigid object); the object stays static in the world")
+    else:
+        res = stage1.optimize(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg, cfg.stage1, cfg.render,
+                              cfg.segmentation.binding_radius_m, progress=cfg.output.progress,
+                              T_cam_world=b.T_cam_world)
+    truth = load_hoi_truth(ctx.stage_dir("generate"))  # a synthetic room knows its up axis
+    stage1_outputs.save_stage1(out, res, b.fps, up=None if truth is None else truth.up)
     if cfg.output.video:
         H, W = b.image_size
         scene = stage1.build_scene(seg, b.K, (H, W), cfg.stage1, cfg.segmentation.binding_radius_m)
         stage1_outputs.write_side_by_side(out / "rerender.mp4", b.frames,
-                                          stage1.render_sequence(scene, res.poses, cfg.render, H, W), b.fps)
+                                          stage1.render_sequence(scene, res.poses, cfg.render, H, W, b.T_cam_world),
+                                          b.fps)
     for p, j in enumerate(res.joints):
         log.info("stage1: part %d %s, axis %s, fit residual %.4f m, %d Adam steps", p + 1, j.joint_type,
                  j.axis.round(3).tolist(), j.residual_m, res.iterations.sum())
 
 
 def _evaluate(ctx: RunContext, out: Path) -> None:
-    """App. C metrics against the ground truth when the bundle has one -> evaluate/metrics.json, joint_values.png."""
+    """App. C metrics against the ground truth when the bundle has one -> evaluate/metrics.json, joint_values.png.
+    For a video: also the preprocessing measurements (frames with a body, reprojection error, camera motion) and,
+    for a rigid object, segment/rigid.json's evidence."""
+    import json
+
     from arthoi_jax import metrics
     from arthoi_jax.io import stage1_outputs
     from arthoi_jax.io.outputs import write_json
@@ -171,8 +207,16 @@ def _evaluate(ctx: RunContext, out: Path) -> None:
     seg = stage1_outputs.load_segmentation(ctx.stage_dir("segment"))
     poses, joints = stage1_outputs.load_stage1(ctx.stage_dir("stage1"))
     report = metrics.articulation_report(poses, joints, seg.part_masks, b.gt)
+    rigid, summary = ctx.stage_dir("segment") / "rigid.json", ctx.stage_dir("preprocess") / "summary.json"
+    if rigid.exists():  # no moving part: the evidence (residual motion after camera compensation)
+        report["rigid"] = json.loads(rigid.read_text())
+    if ctx.config.scene.source == "video" and summary.exists():  # what preprocessing measured on the video
+        measured = json.loads(summary.read_text())
+        report["video"] = {k: measured[k] for k in ("frames", "width", "height", "fps", "frames_with_body",
+                                                    "reprojection_error_px", "body_height_m", "camera_motion",
+                                                    "depth_placement") if k in measured}
     write_json(out / "metrics.json", report)
-    if ctx.config.output.plots:
+    if ctx.config.output.plots and joints:  # a rigid object has no joint to plot
         gt_parts = [e.get("gt_part", -1) for e in report["parts"]]
         gt_values = [b.gt.joint_values[:, g] if b.gt is not None and g >= 0 else None for g in gt_parts]
         gt_types = [b.gt.joint_types[g] if b.gt is not None and g >= 0 else None for g in gt_parts]
@@ -238,6 +282,10 @@ def run(config_path, *, overrides=(), stage: str = "all", out=None, resume=False
             log.info("%s: done before, kept (--resume)", name)
             continue
         log.info("stage %s", name)
-        with atomic_dir(ctx.stage_dir(name), overwrite=overwrite) as tmp:
-            fn(ctx, tmp)
+        try:
+            with atomic_dir(ctx.stage_dir(name), overwrite=overwrite) as tmp:
+                fn(ctx, tmp)
+        except OptimizationError as e:  # the stage's folder is not written; its last good state is kept
+            raise save_failed_state(ctx.stage_dir(name), e) from None
+        shutil.rmtree(failed_dir(ctx.stage_dir(name)), ignore_errors=True)  # an earlier failure, now superseded
     return run_dir

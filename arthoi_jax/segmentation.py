@@ -18,6 +18,15 @@
    Gaussians bind to the static Gaussians within `binding_radius_m` (0.05 m, paper) or two sampling cells,
    whichever is larger: at 256 x 192 and stride 4 a cell is ~5 cm at 3 m, so the paper's radius alone binds
    nothing on the synthetic door.
+
+Moving camera (`T_cam_world` given, world = camera 0): a static point's frame-0 3D point (from the depth) is
+projected with each frame's camera; step 1 thresholds the residual motion (track minus that static position), not
+the raw motion, and step 2 fits part poses in the world frame: PnP gives the pose in camera t, the part's pose is
+inv(T_cam_world[t]) @ it. The static hypothesis of step 2 is the camera motion itself. A camera estimated with a
+coarse depth leaves the whole object drifting (as one or a few rigid motions): when less than MIN_STATIC_SHARE of
+the decided tracks stays static, no part is claimed. Without cameras (or with identity ones) every step is exactly
+the static-camera one. No moving part at all raises `NoMovingPartError` with the evidence (residual and raw motion
+statistics), so a rigid object is reported as such.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
 from arthoi_jax.config import SegmentationConfig
-from arthoi_jax.errors import InputError
+from arthoi_jax.errors import NoMovingPartError
 from arthoi_jax.grabcut_masks import prompt_mask
 from arthoi_jax.object_gaussians import backproject_gaussians
 from arthoi_jax.render.types import Gaussians
@@ -40,6 +49,11 @@ UNDECIDED, STATIC = -1, 0
 CELLS_PER_RADIUS = 2.0
 NEIGHBOURS, MAJORITY = 6, 5  # isolated-label filter: undecided when >= 5 of 6 neighbours disagree
 DISTINCT_PARTS = 3.0  # a new part's tracks must reproject this many part_reproj_px off every earlier part
+MIN_PNP_INLIERS = 6  # find_moving_parts: RANSAC inliers a part's seed needs at its frame of largest motion
+# Moving camera: an articulated object keeps a static body. When less than this share of the decided object
+# tracks stays static, the whole object moves relative to the estimated camera (its error, e.g. from a coarse
+# depth or a zoom), and the rigid motions found are that drift, not parts.
+MIN_STATIC_SHARE = 0.05
 # mask_fn(image [H,W,3] uint8, positive_xy [K,2], negative_xy [L,2], box_xyxy | None) -> [H, W] bool
 MaskFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 
@@ -67,6 +81,38 @@ def track_motion(tracks: np.ndarray, visibility: np.ndarray) -> np.ndarray:
     """[T, N, 2], [T, N] -> [N] px: largest displacement from frame 0 over frames where the track is visible."""
     d = np.linalg.norm(tracks - tracks[:1], axis=-1)
     return np.where(visibility & visibility[:1], d, 0.0).max(0).astype(np.float32)
+
+
+def static_tracks(points: np.ndarray, K: np.ndarray, T_cam_world: np.ndarray) -> np.ndarray:
+    """Where static frame-0 points [N, 3] (world = camera 0) are seen in each frame: [T, N, 2] px, projected
+    with the world-to-camera extrinsics T_cam_world [T, 4, 4]; NaN behind the camera."""
+    cam = np.einsum("tij,nj->tni", T_cam_world[:, :3, :3], points) + T_cam_world[:, None, :3, 3]
+    z = np.where(cam[..., 2:3] > 1e-6, cam[..., 2:3], np.nan)
+    return cam[..., :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+
+
+def compensate_camera(tracks: np.ndarray, points: np.ndarray, usable: np.ndarray, K: np.ndarray,
+                      T_cam_world: np.ndarray) -> np.ndarray:
+    """Tracks [T, N, 2] as a static camera would have seen them: frame-0 position plus the residual (track minus
+    the static point's position, `static_tracks`). Tracks that are not `usable` ([N] bool, no depth) are kept."""
+    pred = static_tracks(points, K, T_cam_world)
+    comp = tracks[:1] + tracks - pred
+    return np.where(usable[None, :, None] & np.isfinite(comp), comp, tracks).astype(np.float32)
+
+
+def residual_motion(tracks: np.ndarray, visibility: np.ndarray, points: np.ndarray, usable: np.ndarray,
+                    K: np.ndarray, cams: np.ndarray | None) -> np.ndarray:
+    """[N] px: `track_motion` of the camera-compensated tracks (of the raw ones for a static camera, cams None)."""
+    if cams is None:
+        return track_motion(tracks, visibility)
+    return track_motion(compensate_camera(tracks, points, usable, K, cams), visibility)
+
+
+def _moving(T_cam_world: np.ndarray | None) -> np.ndarray | None:
+    """The extrinsics as float64, or None for a static camera (None or all identity: the exact static path)."""
+    if T_cam_world is None or np.array_equal(T_cam_world, np.broadcast_to(np.eye(4), np.shape(T_cam_world))):
+        return None
+    return np.asarray(T_cam_world, np.float64)
 
 
 def classify_tracks(motion: np.ndarray, usable: np.ndarray, cfg: SegmentationConfig) -> np.ndarray:
@@ -99,12 +145,14 @@ def _rt_to_pose(rvec, tvec) -> np.ndarray:
 
 
 def pnp_poses(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-              reproj_px: float) -> np.ndarray:
+              reproj_px: float, T_cam_world: np.ndarray | None = None) -> np.ndarray:
     """Per-frame rigid pose of one part from its tracks (the closed-form Stage I initialization).
 
     points: [M, 3] frame-0 3D points; tracks: [T, M, 2] px; visibility: [T, M] -> [T, 4, 4] poses mapping frame-0
     points to frame t (pose 0 = I). Each frame: RANSAC PnP warm-started from the previous frame, refined (LM) on
     its inliers; a frame with fewer than 6 visible tracks or a failed solve keeps the previous pose.
+    T_cam_world [T, 4, 4] (a moving camera, world = camera 0): PnP solves in camera t, the pose returned is in the
+    world, inv(T_cam_world[t]) @ pose in camera t.
     """
     T = tracks.shape[0]
     poses = np.tile(np.eye(4), (T, 1, 1))
@@ -123,6 +171,8 @@ def pnp_poses(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K:
                 r, tv = cv2.solvePnPRefineLM(obj[inl], img[inl], Kd, None, r, tv)
                 rvec, tvec = r, tv
         poses[t] = _rt_to_pose(rvec, tvec)
+    if T_cam_world is not None:
+        poses = np.linalg.inv(np.asarray(T_cam_world, np.float64)) @ poses
     return poses
 
 
@@ -138,11 +188,15 @@ def reprojection_errors(poses: np.ndarray, points: np.ndarray, tracks: np.ndarra
 
 
 def find_moving_parts(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-                      dynamic: np.ndarray, cfg: SegmentationConfig) -> list[np.ndarray]:
-    """Sequential RANSAC (step 2 of the module doc). dynamic: [N] bool seeds -> per part its poses [T, 4, 4]."""
+                      dynamic: np.ndarray, cfg: SegmentationConfig,
+                      T_cam_world: np.ndarray | None = None) -> list[np.ndarray]:
+    """Sequential RANSAC (step 2 of the module doc). dynamic: [N] bool seeds -> per part its poses [T, 4, 4]
+    (world frame). T_cam_world [T, 4, 4]: a moving camera (None: static)."""
+    cams = _moving(T_cam_world)
     remaining = dynamic.copy()
-    part_poses = []
-    disp = np.linalg.norm(tracks - tracks[:1], axis=-1)
+    part_poses = []  # camera-t poses (the world ones for a static camera)
+    ref = tracks[:1] if cams is None else static_tracks(points, K, cams)
+    disp = np.nan_to_num(np.linalg.norm(tracks - ref, axis=-1))
     while len(part_poses) < cfg.max_moving_parts and remaining.sum() >= cfg.min_part_tracks:
         vis_rem = visibility & remaining[None]
         counts = vis_rem.sum(1)
@@ -156,7 +210,9 @@ def find_moving_parts(points: np.ndarray, tracks: np.ndarray, visibility: np.nda
                                            np.asarray(K, np.float64), None, iterationsCount=300,
                                            reprojectionError=cfg.part_reproj_px, confidence=0.999,
                                            flags=cv2.SOLVEPNP_SQPNP)
-        if not ok or inl is None or len(inl) < cfg.min_part_tracks:
+        # At frame t only the seed needs PnP's minimum; the part's size is tested over the whole sequence below
+        # (a door whose tracks are lost as it turns has fewer than min_part_tracks visible at its peak frame).
+        if not ok or inl is None or len(inl) < MIN_PNP_INLIERS:
             break
         members = idx[inl.reshape(-1)]
         poses = pnp_poses(points[members], tracks[:, members], visibility[:, members], K, cfg.part_reproj_px)
@@ -165,23 +221,38 @@ def find_moving_parts(points: np.ndarray, tracks: np.ndarray, visibility: np.nda
         explained = remaining & (reprojection_errors(poses, points, tracks, visibility, K) <= cfg.part_reproj_px)
         if explained.sum() < cfg.min_part_tracks:
             break
-        # A second door moves tens of pixels away from the first one's motion; tracks drifting off a part stay
-        # within a few pixels of it: they do not make a new part.
-        if any(np.median(reprojection_errors(P, points[explained], tracks[:, explained], visibility[:, explained],
-                                             K)) <= DISTINCT_PARTS * cfg.part_reproj_px for P in part_poses):
+        # A second door moves tens of pixels away from the first one's motion at some frame; tracks drifting off
+        # a part stay within a few pixels of it all along: they do not make a new part. Compared on the poses of
+        # every frame, not on the tracks: a part whose tracks are lost early is only seen while it barely moves.
+        if any(_motion_gap(poses, P, points[explained], K) <= DISTINCT_PARTS * cfg.part_reproj_px
+               for P in part_poses):
             break
         part_poses.append(poses)
         remaining &= ~explained
-    return part_poses
+    return part_poses if cams is None else [np.linalg.inv(cams) @ P for P in part_poses]
+
+
+def _motion_gap(poses_a: np.ndarray, poses_b: np.ndarray, points: np.ndarray, K: np.ndarray) -> float:
+    """How far apart two motions [T, 4, 4] put points [M, 3]: max over frames of the median pixel distance."""
+    proj = []
+    for P in (poses_a, poses_b):
+        cam = np.einsum("tij,nj->tni", P[:, :3, :3], points) + P[:, None, :3, 3]
+        proj.append(cam[..., :2] / np.maximum(cam[..., 2:3], 1e-6) * np.array([K[0, 0], K[1, 1]]))
+    return float(np.max(np.median(np.linalg.norm(proj[0] - proj[1], axis=-1), axis=1)))
 
 
 def assign_tracks(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-                  part_poses: list[np.ndarray], usable: np.ndarray, cfg: SegmentationConfig) -> np.ndarray:
+                  part_poses: list[np.ndarray], usable: np.ndarray, cfg: SegmentationConfig,
+                  T_cam_world: np.ndarray | None = None) -> np.ndarray:
     """Labels every usable track with the motion that reprojects it best: static (identity) or part p's poses.
     Undecided (-1) when the best error exceeds `part_reproj_px` or the runner-up is within `ambiguity_px` (tracks
-    on a hinge line move with both). -> [N] int32."""
+    on a hinge line move with both). part_poses: world frame; T_cam_world: a moving camera (None: static).
+    -> [N] int32."""
     T = tracks.shape[0]
+    cams = _moving(T_cam_world)
     hyps = [np.tile(np.eye(4), (T, 1, 1))] + list(part_poses)
+    if cams is not None:  # seen from camera t
+        hyps = [cams @ P for P in hyps]
     err = np.stack([reprojection_errors(P, points, tracks, visibility, K) for P in hyps])  # [P + 1, N]
     order = np.sort(err, 0)
     labels = np.argmin(err, 0).astype(np.int32)
@@ -274,27 +345,55 @@ def binding_pairs(track_xy0: np.ndarray, motion: np.ndarray, labels: np.ndarray,
     return pairs, quasi
 
 
+def motion_evidence(raw: np.ndarray, residual: np.ndarray, usable: np.ndarray, classes: np.ndarray,
+                    cfg: SegmentationConfig, compensated: bool) -> dict:
+    """What the moving/static decision rests on (JSON-able): counts per Eq. 1 class and the usable tracks' motion
+    statistics in px, raw (from frame 0) and residual (after camera compensation; the raw one for a static camera)."""
+    def stats(m):
+        m = m[usable]
+        q = np.percentile(m, [50, 90, 99]) if m.size else np.zeros(3)
+        return {"median": float(q[0]), "p90": float(q[1]), "p99": float(q[2]),
+                "max": float(m.max()) if m.size else 0.0}
+
+    return {"camera_compensated": bool(compensated), "usable_tracks": int(usable.sum()),
+            "dynamic_px": cfg.dynamic_px, "static_px": cfg.static_px,
+            "dynamic_tracks": int((classes == 1).sum()), "static_tracks": int((classes == STATIC).sum()),
+            "undecided_tracks": int((usable & (classes == UNDECIDED)).sum()),
+            "residual_motion_px": stats(residual), "raw_motion_px": stats(raw)}
+
+
 def segment(frames: np.ndarray, object_masks: np.ndarray, depth: np.ndarray, K: np.ndarray, tracks: np.ndarray,
-            visibility: np.ndarray, cfg: SegmentationConfig, mask_fn: MaskFn | None = None) -> PartSegmentation:
+            visibility: np.ndarray, cfg: SegmentationConfig, mask_fn: MaskFn | None = None,
+            T_cam_world: np.ndarray | None = None) -> PartSegmentation:
     """Runs steps 1-5 of the module doc on a bundle's arrays (see arthoi_jax.io.bundle for shapes).
 
-    Raises InputError when no track moves more than `dynamic_px` or no moving part can be found.
+    T_cam_world: [T, 4, 4] world-to-camera extrinsics of a moving camera (world = camera 0); None: static.
+    Raises NoMovingPartError (an InputError, with `evidence`) when no track moves more than `dynamic_px` (after
+    camera compensation) or no moving part can be found.
     """
     K = np.asarray(K, np.float64)
+    cams = _moving(T_cam_world)
     points, usable = track_points_3d(tracks[0], depth, object_masks[0], K)
     usable &= visibility[0]
-    motion = track_motion(tracks, visibility)
+    raw = track_motion(tracks, visibility)
+    motion = raw if cams is None else residual_motion(tracks, visibility, points, usable, K, cams)
     cls = classify_tracks(motion, usable, cfg)
+    evidence = motion_evidence(raw, motion, usable, cls, cfg, cams is not None)
+    rel = " relative to the static scene (camera motion compensated)" if cams is not None else ""
     if not (cls == 1).any():
-        raise InputError(f"segmentation: no track moves more than segmentation.dynamic_px={cfg.dynamic_px} px "
-                         f"(largest motion {motion[usable].max() if usable.any() else 0:.2f} px over "
-                         f"{int(usable.sum())} usable tracks); is anything articulated in this video?")
-    part_poses = find_moving_parts(points, tracks, visibility, K, cls == 1, cfg)
+        raise NoMovingPartError(
+            f"segmentation: no moving part found: no track moves more than segmentation.dynamic_px="
+            f"{cfg.dynamic_px} px{rel} (largest motion {motion[usable].max() if usable.any() else 0:.2f} px over "
+            f"{int(usable.sum())} usable tracks); is anything articulated in this video?", evidence)
+    part_poses = find_moving_parts(points, tracks, visibility, K, cls == 1, cfg, cams)
     if not part_poses:
-        raise InputError(f"segmentation: {int((cls == 1).sum())} dynamic tracks, but no rigid part of at least "
-                         f"segmentation.min_part_tracks={cfg.min_part_tracks} tracks moves consistently "
-                         f"(within segmentation.part_reproj_px={cfg.part_reproj_px} px)")
-    labels = assign_tracks(points, tracks, visibility, K, part_poses, usable, cfg)
+        raise NoMovingPartError(
+            f"segmentation: no moving part found: {int((cls == 1).sum())} dynamic tracks{rel}, but no rigid part "
+            f"of at least segmentation.min_part_tracks={cfg.min_part_tracks} tracks moves consistently (within "
+            f"segmentation.part_reproj_px={cfg.part_reproj_px} px)", evidence)
+    labels = assign_tracks(points, tracks, visibility, K, part_poses, usable, cfg, cams)
+    if cams is not None:
+        _check_not_whole_object(labels, part_poses, evidence)
     num_parts = int(labels.max())
     masks = part_masks(frames, object_masks, tracks, visibility, labels, num_parts, cfg, mask_fn)
     g, uv = backproject_gaussians(frames[0], depth, object_masks[0], K, cfg.gaussian_stride)
@@ -304,3 +403,43 @@ def segment(frames: np.ndarray, object_masks: np.ndarray, depth: np.ndarray, K: 
     return PartSegmentation(track_labels=labels, track_points=points * usable[:, None], track_motion_px=motion,
                             quasi_static=quasi, part_masks=masks, gaussians=g, gaussian_uv=uv, weights=weights,
                             binding_pairs=pairs)
+
+
+def _check_not_whole_object(labels: np.ndarray, part_poses: list[np.ndarray], evidence: dict) -> None:
+    """Raises NoMovingPartError when less than MIN_STATIC_SHARE of the decided tracks stay static (module doc)."""
+    decided = int((labels >= 0).sum())
+    static = int((labels == STATIC).sum())
+    if static >= MIN_STATIC_SHARE * decided:
+        return
+    parts = []
+    for p, P in enumerate(part_poses, 1):
+        rot = np.degrees(np.arccos(np.clip((np.trace(P[:, :3, :3], axis1=1, axis2=2) - 1) / 2, -1, 1)))
+        parts.append({"tracks": int((labels == p).sum()), "max_rotation_deg": float(rot.max()),
+                      "max_translation_m": float(np.linalg.norm(P[:, :3, 3], axis=1).max())})
+    evidence = {**evidence, "decided_tracks": decided, "static_share": static / max(decided, 1),
+                "rigid_motions": parts}
+    raise NoMovingPartError(
+        f"segmentation: no moving part found: only {static} of the {decided} decided object tracks "
+        f"({100 * static / max(decided, 1):.1f} % < {100 * MIN_STATIC_SHARE:.0f} %) stay static under the estimated "
+        f"camera motion; the rest follow {len(parts)} rigid motion(s) of up to "
+        f"{max(q['max_rotation_deg'] for q in parts):.2f} deg (residual motion median "
+        f"{evidence['residual_motion_px']['median']:.2f} px): the whole object drifts against the camera estimate, "
+        f"its error, not a part of it", evidence)
+
+
+def rigid_segmentation(frames: np.ndarray, object_masks: np.ndarray, depth: np.ndarray, K: np.ndarray,
+                       tracks: np.ndarray, visibility: np.ndarray, cfg: SegmentationConfig,
+                       T_cam_world: np.ndarray | None = None) -> PartSegmentation:
+    """The segmentation of a rigid object (P = 0 moving parts): every usable track static, every Gaussian fully
+    static, no part masks and no binding pairs. What the pipeline uses after `NoMovingPartError` on a video."""
+    K = np.asarray(K, np.float64)
+    points, usable = track_points_3d(tracks[0], depth, object_masks[0], K)
+    usable &= visibility[0]
+    motion = residual_motion(tracks, visibility, points, usable, K, _moving(T_cam_world))
+    g, uv = backproject_gaussians(frames[0], depth, object_masks[0], K, cfg.gaussian_stride)
+    T, H, W = object_masks.shape
+    return PartSegmentation(track_labels=np.where(usable, STATIC, UNDECIDED).astype(np.int32),
+                            track_points=points * usable[:, None], track_motion_px=motion,
+                            quasi_static=np.zeros(len(usable), bool), part_masks=np.zeros((T, 0, H, W), bool),
+                            gaussians=g, gaussian_uv=uv, weights=np.ones((len(uv), 1), np.float32),
+                            binding_pairs=np.zeros((0, 2), np.int32))

@@ -13,15 +13,18 @@ shared axis: per-frame PnP of a planar part seen obliquely is ill-conditioned, 2
 the shared-axis fit 3 deg). `init: pnp` (per-frame PnP) and `init: previous` (warm start from the previous frame)
 are kept for comparison. Adam then refines with the paper's losses, weights, clipping and early stopping.
 
-One jitted function runs `steps_per_chunk` steps with lax.scan (no host round trip inside); the host loop checks
-for early stopping and non-finite values once per chunk. Shapes are padded (Gaussians, tracks, pairs to multiples
-of `PAD`) so one compile serves every frame and every scene of the same image size; `run_steps` vmaps over scenes.
+One jitted function runs `steps_per_chunk` steps with lax.scan (no host round trip inside), vmapped over scenes
+(`run_steps_batched`); the host loop `optimize_scenes` checks for early stopping and non-finite values once per
+chunk. It serves one scene (`optimize`, a batch of one) and a bucket of scenes (arthoi_jax.batch, which pads,
+shards and checkpoints around it). Shapes are padded (Gaussians, tracks, pairs to multiples of `PAD`) so one
+compile serves every frame and every scene of the same image size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from functools import partial
 
 import cv2
@@ -78,6 +81,8 @@ class Stage1Frame:
     init_value: jnp.ndarray  # [P] 1-DOF modes: the joint value the delta is added to
     prev_poses: jnp.ndarray  # [2, P, 4, 4] poses at t-1 and t-2 (for L_s)
     smooth_valid: jnp.ndarray  # [] bool, t >= 2
+    # [4, 4] world-to-camera extrinsics of frame t (world = camera 0; identity: a static camera)
+    T_cam_world: jnp.ndarray = struct.field(default_factory=lambda: np.eye(4, dtype=np.float32))
 
 
 @struct.dataclass
@@ -145,7 +150,7 @@ def loss_terms(params: jnp.ndarray, scene: Stage1Scene, frame: Stage1Frame, cfg:
     zero = jnp.zeros((), params.dtype)
     if cfg.use_render_loss:
         h, w = frame.mask.shape
-        cam = Camera(K=scene.K_render, T_cam_world=jnp.eye(4, dtype=params.dtype), width=w, height=h)
+        cam = Camera(K=scene.K_render, T_cam_world=frame.T_cam_world, width=w, height=h)
         out = render(g_t, cam, render_cfg, background=jnp.zeros(3, params.dtype), valid=scene.valid)
         rgb, sil = losses.reconstruction_loss(out.rgb, out.alpha, frame.image, frame.mask, cfg.beta_o)
         rgb, sil = cfg.lambda_r * rgb, cfg.lambda_r * sil
@@ -155,6 +160,8 @@ def loss_terms(params: jnp.ndarray, scene: Stage1Scene, frame: Stage1Frame, cfg:
         all_poses = jnp.concatenate([jnp.eye(4, dtype=poses.dtype)[None], poses], 0)
         T = all_poses[scene.track_part]
         pts = jnp.einsum("mij,mj->mi", T[:, :3, :3], scene.track_points) + T[:, :3, 3]
+        C = frame.T_cam_world  # world -> camera t
+        pts = jnp.einsum("ij,mj->mi", C[:3, :3], pts, precision=jax.lax.Precision.HIGHEST) + C[:3, 3]
         weight = (frame.track_vis & (scene.track_part > 0)).astype(params.dtype)
         tr = cfg.lambda_tr * losses.tracking_loss(pts, scene.K, frame.tracks, weight)
     else:
@@ -221,7 +228,8 @@ run_steps_jit = jax.jit(run_steps, static_argnames=("cfg", "render_cfg", "num_st
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Host-side driver.
+# Host-side driver: one loop for one scene and for a batch of scenes (arthoi_jax.batch pads, shards and
+# checkpoints around it).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,10 +247,16 @@ def _round_up(n: int, k: int = PAD) -> int:
     return max(k, math.ceil(n / k) * k)
 
 
-def _pad(x: np.ndarray, n: int, fill=0) -> np.ndarray:
+def pad_rows(x: np.ndarray, n: int, fill=0) -> np.ndarray:
+    """x [N, ...] -> [n, ...] (n >= N), the new rows set to `fill`."""
     out = np.full((n,) + x.shape[1:], fill, x.dtype)
     out[: len(x)] = x
     return out
+
+
+def stack_trees(trees: list):
+    """Stacks pytrees of equal structure and shapes along a new leading (scene) axis -> numpy leaves."""
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
 
 
 def render_size(height: int, width: int, downsample: int) -> tuple[int, int]:
@@ -255,7 +269,7 @@ def build_scene(seg: PartSegmentation, K: np.ndarray, image_hw: tuple[int, int],
     """Pads the segmentation into a Stage1Scene. joints: the fixed joints of the 1-DOF modes (None: free_se3)."""
     G = len(seg.weights)
     g, valid = pad_gaussians(seg.gaussians, _round_up(G))
-    weights = _pad(seg.weights, len(valid))
+    weights = pad_rows(seg.weights, len(valid))
     weights[G:, 0] = 1.0
     M = len(seg.track_labels)
     E = len(seg.binding_pairs)
@@ -269,111 +283,268 @@ def build_scene(seg: PartSegmentation, K: np.ndarray, image_hw: tuple[int, int],
     return Stage1Scene(
         gaussians=jax.tree.map(f32, g), valid=jnp.asarray(valid), weights=f32(weights),
         part_of=jnp.asarray(np.argmax(weights, -1), jnp.int32),
-        track_points=f32(_pad(seg.track_points, _round_up(M))),
-        track_part=jnp.asarray(_pad(np.maximum(seg.track_labels, 0), _round_up(M)), jnp.int32),
-        pairs=jnp.asarray(_pad(seg.binding_pairs.reshape(-1, 2), _round_up(E)), jnp.int32),
+        track_points=f32(pad_rows(seg.track_points, _round_up(M))),
+        track_part=jnp.asarray(pad_rows(np.maximum(seg.track_labels, 0), _round_up(M)), jnp.int32),
+        pairs=jnp.asarray(pad_rows(seg.binding_pairs.reshape(-1, 2), _round_up(E)), jnp.int32),
         pair_valid=jnp.asarray(np.arange(_round_up(E)) < E), binding_radius=f32(binding_radius_m),
         K=f32(K), K_render=f32(K_render), joint_type=jnp.asarray(jt, jnp.int32), joint_axis=f32(axis),
         joint_pivot=f32(pivot))
 
 
-def _frame_arrays(frames: np.ndarray, object_masks: np.ndarray, hw: tuple[int, int]):
+def frame_arrays(frames: np.ndarray, object_masks: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frames [T, H, W, 3] uint8 and object masks [T, H, W] resized (area) to hw = (h, w) -> images
+    [T, h, w, 3] float32 in [0, 1], masks [T, h, w] float32."""
     h, w = hw
     images = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]).astype(np.float32) / 255
     masks = np.stack([cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for m in object_masks])
     return images, masks
 
 
-def _part_points(seg: PartSegmentation, p: int) -> np.ndarray:
+def part_points(seg: PartSegmentation, p: int) -> np.ndarray:
+    """[N_p, 3] frame-0 3D points (metres) of the tracks of moving part p (0-based)."""
     return seg.track_points[seg.track_labels == p + 1]
 
 
 def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-                  cfg: Stage1Config) -> tuple[np.ndarray, np.ndarray, tuple[JointFit, ...]]:
+                  cfg: Stage1Config, T_cam_world: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[JointFit, ...]]:
     """Closed-form initialization from the tracks -> (init poses [T, P, 4, 4], per-frame PnP poses [T, P, 4, 4],
     joints [P]). Per part: RANSAC PnP per frame (segmentation.pnp_poses), a joint fitted to those poses (type from
     `articulation`, auto in free_se3), refined on the tracks of all frames at once
     (articulation.refine_joint_on_tracks). init "joint" starts each frame from the refined joint's pose, "pnp"
-    from the PnP pose ("previous" uses neither)."""
+    from the PnP pose ("previous" uses neither). T_cam_world [T, 4, 4]: a moving camera; every pose is in the
+    world (= camera 0) frame, PnP converted from camera t and the joint projected through each frame's camera."""
     T, P = tracks.shape[0], seg.num_parts
     pnp = np.tile(np.eye(4), (T, P, 1, 1))
     joints = []
     kind = "auto" if _is_free(cfg) else cfg.articulation
     for p in range(P):
         m = seg.track_labels == p + 1
-        pnp[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px)
-        joints.append(joint_from_tracks(pnp[:, p], seg.track_points[m], tracks[:, m], visibility[:, m], K, kind))
+        pnp[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px,
+                              T_cam_world)
+        joints.append(joint_from_tracks(pnp[:, p], seg.track_points[m], tracks[:, m], visibility[:, m], K, kind,
+                                        T_cam_world))
     init = np.stack([j.poses() for j in joints], 1) if cfg.init == "joint" else pnp
     return init, pnp, tuple(joints)
 
 
+@dataclasses.dataclass(frozen=True)
+class Stage1Problem:
+    """One scene's Stage I inputs, prepared on the host (T frames, render size h x w, M tracks, P parts)."""
+
+    seg: PartSegmentation
+    scene: Stage1Scene  # build_scene (padded to multiples of PAD)
+    images: np.ndarray  # [T, h, w, 3] float32 in [0, 1]
+    masks: np.ndarray  # [T, h, w] float32
+    tracks: np.ndarray  # [T, M, 2] float32 pixels
+    visibility: np.ndarray  # [T, M] bool
+    init: np.ndarray  # [T, P, 4, 4] closed-form initial poses
+    pnp: np.ndarray  # [T, P, 4, 4] per-frame PnP poses
+    joints: tuple[JointFit, ...] | None  # the fixed joints of the 1-DOF modes (None: free_se3)
+    cfg: Stage1Config
+    render_cfg: RenderConfig
+    cameras: np.ndarray  # [T, 4, 4] float32 world-to-camera extrinsics (world = camera 0; identity: static)
+
+    @property
+    def num_frames(self) -> int:
+        return self.images.shape[0]
+
+
+def prepare(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
+            K: np.ndarray, seg: PartSegmentation, cfg: Stage1Config, render_cfg: RenderConfig,
+            binding_radius_m: float, T_cam_world: np.ndarray | None = None) -> Stage1Problem:
+    """The host-side inputs of one scene (arguments as for `optimize`): initial poses, padded scene, resized
+    images and masks."""
+    T, H, W = object_masks.shape
+    K = np.asarray(K, np.float64)
+    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg, T_cam_world)
+    cameras = np.tile(np.eye(4, dtype=np.float32), (T, 1, 1)) if T_cam_world is None else T_cam_world
+    joints = None if _is_free(cfg) else init_joints
+    scene = build_scene(seg, K, (H, W), cfg, binding_radius_m, joints)
+    images, masks = frame_arrays(frames, object_masks, render_size(H, W, cfg.render_downsample))
+    return Stage1Problem(seg=seg, scene=scene, images=images, masks=masks, tracks=tracks.astype(np.float32),
+                         visibility=np.asarray(visibility, bool), init=init, pnp=pnp, joints=joints, cfg=cfg,
+                         render_cfg=render_cfg, cameras=np.asarray(cameras, np.float32))
+
+
+def frame_inputs(p: Stage1Problem, t: int, num_tracks: int, poses: np.ndarray, values: np.ndarray) -> Stage1Frame:
+    """Frame t >= 1 of a scene (numpy leaves, tracks padded to num_tracks); poses [T, P, 4, 4], values [T, P]:
+    that scene's results so far. t past the scene's end gives its last frame (the scene sits out)."""
+    t = min(t, p.num_frames - 1)
+    warm = p.cfg.init == "previous"
+    init_value = (values[t - 1] if warm else
+                  (np.array([j.values[t] for j in p.joints]) if p.joints else np.zeros(p.seg.num_parts)))
+    return Stage1Frame(
+        image=p.images[t], mask=p.masks[t], tracks=pad_rows(p.tracks[t], num_tracks),
+        track_vis=pad_rows(p.visibility[t], num_tracks),
+        init_pose=np.asarray(poses[t - 1] if warm else p.init[t], np.float32),
+        init_value=np.asarray(init_value, np.float32),
+        prev_poses=np.asarray(np.stack([poses[t - 1], poses[max(t - 2, 0)]]), np.float32),
+        smooth_valid=np.bool_(t >= 2), T_cam_world=p.cameras[t])
+
+
+TRACE_COUNT = {"steps": 0}  # traces (= compiles) of run_steps_batched, for tests and benchmarks
+
+
+def _run_steps_batched(state, scene, frame, cfg, render_cfg, num_steps):
+    TRACE_COUNT["steps"] += 1  # runs once per trace, i.e. once per compile
+    run = partial(run_steps, cfg=cfg, render_cfg=render_cfg, num_steps=num_steps)
+    return jax.vmap(run)(state, scene, frame)
+
+
+# run_steps vmapped over a leading scene axis of state, scene and frame -> (state [B], losses [B, num_steps]).
+run_steps_batched = jax.jit(_run_steps_batched, static_argnames=("cfg", "render_cfg", "num_steps"))
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def part_poses_batched(params: jnp.ndarray, scene: Stage1Scene, frame: Stage1Frame, cfg: Stage1Config) -> jnp.ndarray:
+    """part_poses vmapped over a leading scene axis -> [B, P, 4, 4]."""
+    return jax.vmap(partial(part_poses, cfg=cfg))(params, scene, frame)
+
+
+Progress = dict  # str -> np.ndarray: the loop's state after a chunk (see new_progress); checkpointable
+
+
+def new_progress(num_slots: int, num_frames: int, num_parts: int) -> Progress:
+    """Progress before frame 1: t (next frame), chunk (next chunk of frame t), per slot the poses [T, P, 4, 4],
+    joint values [T, P], iterations, final loss and terms per frame, and the first failure (frame, step, which
+    quantities, loss terms; frame -1: none). After a chunk it also holds `state`, the batched Stage1State."""
+    n, T, P = num_slots, num_frames, num_parts
+    return {"t": np.int64(1), "chunk": np.int64(0), "poses": np.tile(np.eye(4), (n, T, P, 1, 1)),
+            "values": np.zeros((n, T, P)), "iterations": np.zeros((n, T), np.int64), "loss": np.zeros((n, T)),
+            "terms": np.zeros((n, T, len(TERMS))), "failed_frame": np.full(n, -1, np.int64),
+            "failed_step": np.full(n, -1, np.int64), "failed_what": np.zeros((n, len(TERMS) + 1), bool),
+            "failed_terms": np.zeros((n, len(TERMS)))}
+
+
+def _host(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def optimize_scenes(problems: list[Stage1Problem], scenes: Stage1Scene, *, put: Callable = _host,
+                    get: Callable = _host, resume: Progress | None = None,
+                    on_chunk: Callable[[Progress, int], None] | None = None,
+                    progress: bool = True) -> list[Stage1Result | OptimizationError]:
+    """Stage I of several scenes of the same shapes (same cfg, render config, part count), vmapped.
+
+    scenes: the problems' Stage1Scenes stacked on a leading slot axis of n >= len(problems) slots (slots past
+    the problems are padding: copies that take no step). put / get move a numpy pytree with that leading axis to
+    the devices and back (default: the default device; arthoi_jax.batch shards it).
+    For each frame t every scene's frame-t problem starts from a fresh optimizer state and chunks of
+    `steps_per_chunk` steps run under one jit until every scene has stopped (early stopping, the iteration cap
+    or a non-finite value); a stopped scene's state no longer changes (see `step`), so each scene's result is
+    that of its own run. A scene past its last frame, or one that failed, sits out.
+    on_chunk(progress, steps_run) is called after every chunk and at the end of every frame (steps_run: the
+    steps since its last call); `resume` continues from such a progress.
+    Returns, per problem, its Stage1Result or the OptimizationError (frame, step, quantity) that stopped it.
+    """
+    cfg, render_cfg, P = problems[0].cfg, problems[0].render_cfg, problems[0].seg.num_parts
+    n, M = scenes.valid.shape[0], scenes.track_points.shape[1]
+    T_of = [p.num_frames for p in problems] + [0] * (n - len(problems))
+    T = max(T_of)
+    slots = problems + [problems[0]] * (n - len(problems))
+    snap = resume if resume is not None else new_progress(n, T, P)
+    chunks = math.ceil(cfg.iters_per_frame / cfg.steps_per_chunk)
+    desc = "stage1" if len(problems) == 1 else f"stage1 x{len(problems)}"
+    bar = tqdm(total=T - 1, initial=int(snap["t"]) - 1, desc=desc, disable=not progress, dynamic_ncols=True)
+    start_t, start_chunk = int(snap["t"]), int(snap["chunk"])
+    for t in range(start_t, T):
+        active = np.array([t < T_of[s] and snap["failed_frame"][s] < 0 for s in range(n)])
+        if not active.any():  # every scene failed: nothing left to optimize
+            break
+        frame_host = stack_trees([frame_inputs(p, t, M, snap["poses"][s], snap["values"][s])
+                                  for s, p in enumerate(slots)])
+        frame_b = put(frame_host)
+        first = start_chunk if t == start_t else 0
+        host = snap["state"] if first > 0 else stack_trees([init_state(cfg, P).replace(done=jnp.bool_(not a))
+                                                            for a in active])
+        state, all_done = put(host), bool(host.done.all())
+        for c in range(first, chunks):
+            state, _ = run_steps_batched(state, scenes, frame_b, cfg=cfg, render_cfg=render_cfg,
+                                         num_steps=cfg.steps_per_chunk)
+            host = get(state)
+            bad = active & (host.bad_step >= 0) & (snap["failed_frame"] < 0)
+            snap["failed_frame"][bad], snap["failed_step"][bad] = t, host.bad_step[bad]
+            snap["failed_what"][bad], snap["failed_terms"][bad] = host.bad_what[bad], host.terms[bad]
+            snap.setdefault("failed_params", np.zeros_like(host.params))[bad] = host.params[bad]  # before the bad step
+            snap.update(t=np.int64(t), chunk=np.int64(c + 1), state=host)
+            all_done = bool(host.done.all())
+            if on_chunk is not None and not all_done:
+                on_chunk(snap, cfg.steps_per_chunk)
+            running = active & (snap["failed_frame"] < 0)
+            mean_loss = host.loss[running].mean() if running.any() else 0.0
+            bar.set_postfix(frame=t, step=int(host.step.max()), loss=f"{mean_loss:.4g}")
+            if all_done:
+                break
+        poses_t = get(part_poses_batched(state.params, scenes, frame_b, cfg=cfg))
+        ok = active & (snap["failed_frame"] < 0)
+        snap["poses"][ok, t] = poses_t[ok]
+        if not _is_free(cfg):
+            snap["values"][ok, t] = frame_host.init_value[ok] + host.params[ok, :, 0]
+        snap["iterations"][ok, t], snap["loss"][ok, t] = host.step[ok], host.loss[ok]
+        snap["terms"][ok, t] = host.terms[ok]
+        snap.update(t=np.int64(t + 1), chunk=np.int64(0), state=host)
+        if on_chunk is not None:
+            on_chunk(snap, cfg.steps_per_chunk if all_done else 0)
+        bar.update(1)
+    bar.close()
+    return [scene_result(p, snap, s) for s, p in enumerate(problems)]
+
+
+def scene_result(p: Stage1Problem, snap: Progress, s: int) -> Stage1Result | OptimizationError:
+    """Slot s of a finished progress -> its Stage1Result (with joints fitted to the optimized poses), or the
+    OptimizationError naming the frame, step and non-finite quantities of its failure; its `last_good`: the poses
+    [f, P, 4, 4] and joint values [f, P] of the frames before the failed frame f, and frame f's `params` before
+    the failing step (with the `init_pose` [P, 4, 4] / `init_value` [P] they are relative to, see `part_poses`)."""
+    if snap["failed_frame"][s] >= 0:
+        what = [n for n, bad in zip(TERMS + ("gradient",), snap["failed_what"][s]) if bad]
+        f = int(snap["failed_frame"][s])
+        frame = frame_inputs(p, f, p.tracks.shape[1], snap["poses"][s], snap["values"][s])
+        return OptimizationError(
+            f"stage1: non-finite {' and '.join(what) or 'loss'} at frame {f}, step "
+            f"{int(snap['failed_step'][s])} (loss terms "
+            f"{dict(zip(TERMS, snap['failed_terms'][s].round(6).tolist()))})",
+            last_good={"frame": f, "step": snap["failed_step"][s], "poses": snap["poses"][s, :f],
+                       "values": snap["values"][s, :f], "params": snap["failed_params"][s],
+                       "init_pose": frame.init_pose, "init_value": frame.init_value})
+    T = p.num_frames
+    poses = snap["poses"][s, :T]
+    kind = "auto" if _is_free(p.cfg) else p.cfg.articulation
+    fits = tuple(fit_joint(poses[:, q], part_points(p.seg, q), kind) for q in range(p.seg.num_parts))
+    return Stage1Result(poses=poses, init_poses=p.init, pnp_poses=p.pnp, joints=fits,
+                        iterations=snap["iterations"][s, :T], loss=snap["loss"][s, :T], terms=snap["terms"][s, :T])
+
+
 def optimize(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
              K: np.ndarray, seg: PartSegmentation, cfg: Stage1Config, render_cfg: RenderConfig,
-             binding_radius_m: float, progress: bool = True) -> Stage1Result:
-    """Runs Stage I over frames 1..T-1 (arrays as in arthoi_jax.io.bundle; seg from segmentation.segment).
+             binding_radius_m: float, progress: bool = True, T_cam_world: np.ndarray | None = None) -> Stage1Result:
+    """Runs Stage I over frames 1..T-1 (arrays as in arthoi_jax.io.bundle; seg from segmentation.segment): the
+    one-scene case of `optimize_scenes`. T_cam_world [T, 4, 4]: the bundle's cameras (None: static); the poses
+    are in the world (= camera 0) frame either way.
 
     Raises OptimizationError naming the frame, step and quantity when a loss or gradient becomes non-finite.
     """
-    T, H, W = object_masks.shape
-    P = seg.num_parts
-    K = np.asarray(K, np.float64)
-    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg)
-    joint_kind = "auto" if _is_free(cfg) else cfg.articulation
-    joints = None if _is_free(cfg) else init_joints
-    scene = build_scene(seg, K, (H, W), cfg, binding_radius_m, joints)
-    images, masks = _frame_arrays(frames, object_masks, render_size(H, W, cfg.render_downsample))
-    M = scene.track_points.shape[0]
-    poses = np.tile(np.eye(4), (T, P, 1, 1))
-    values = np.zeros((T, P))
-    iterations, final_loss, final_terms = np.zeros(T, int), np.zeros(T), np.zeros((T, len(TERMS)))
-    state0 = init_state(cfg, P)
-    chunks = math.ceil(cfg.iters_per_frame / cfg.steps_per_chunk)
-    bar = tqdm(total=T - 1, desc="stage1", disable=not progress, dynamic_ncols=True)
-    for t in range(1, T):
-        warm = cfg.init == "previous"
-        init_value = values[t - 1] if warm else (np.array([j.values[t] for j in joints]) if joints else np.zeros(P))
-        frame = Stage1Frame(
-            image=jnp.asarray(images[t]), mask=jnp.asarray(masks[t]),
-            tracks=jnp.asarray(_pad(tracks[t].astype(np.float32), M)), track_vis=jnp.asarray(_pad(visibility[t], M)),
-            init_pose=jnp.asarray(poses[t - 1] if warm else init[t], jnp.float32),
-            init_value=jnp.asarray(init_value, jnp.float32),
-            prev_poses=jnp.asarray(np.stack([poses[t - 1], poses[max(t - 2, 0)]]), jnp.float32),
-            smooth_valid=jnp.bool_(t >= 2))
-        state = state0
-        for _ in range(chunks):
-            state, _ = run_steps_jit(state, scene, frame, cfg=cfg, render_cfg=render_cfg,
-                                     num_steps=cfg.steps_per_chunk)
-            if int(state.bad_step) >= 0:
-                what = [n for n, bad in zip(TERMS + ("gradient",), np.asarray(state.bad_what)) if bad]
-                raise OptimizationError(
-                    f"stage1: non-finite {' and '.join(what) or 'loss'} at frame {t}, step {int(state.bad_step)} "
-                    f"(loss terms {dict(zip(TERMS, np.asarray(state.terms).round(6).tolist()))})")
-            bar.set_postfix(frame=t, step=int(state.step), loss=f"{float(state.loss):.4g}")
-            if bool(state.done):
-                break
-        poses[t] = np.asarray(part_poses(state.params, scene, frame, cfg))
-        if not _is_free(cfg):
-            values[t] = init_value + np.asarray(state.params[:, 0])
-        iterations[t], final_loss[t] = int(state.step), float(state.loss)
-        final_terms[t] = np.asarray(state.terms)
-        bar.update(1)
-    bar.close()
-    fits = tuple(fit_joint(poses[:, p], _part_points(seg, p), joint_kind) for p in range(P))
-    return Stage1Result(poses=poses, init_poses=init, pnp_poses=pnp, joints=fits, iterations=iterations,
-                        loss=final_loss, terms=final_terms)
+    problem = prepare(frames, object_masks, tracks, visibility, K, seg, cfg, render_cfg, binding_radius_m,
+                      T_cam_world)
+    result = optimize_scenes([problem], stack_trees([problem.scene]), progress=progress)[0]
+    if isinstance(result, OptimizationError):
+        raise result
+    return result
 
 
 @partial(jax.jit, static_argnames=("render_cfg", "width", "height"))
-def _render_frame(scene: Stage1Scene, poses: jnp.ndarray, K: jnp.ndarray, render_cfg: RenderConfig, width: int,
-                  height: int) -> jnp.ndarray:
+def _render_frame(scene: Stage1Scene, poses: jnp.ndarray, K: jnp.ndarray, T_cam_world: jnp.ndarray,
+                  render_cfg: RenderConfig, width: int, height: int) -> jnp.ndarray:
     g = move_gaussians(scene, poses)
-    cam = Camera(K=K, T_cam_world=jnp.eye(4, dtype=K.dtype), width=width, height=height)
+    cam = Camera(K=K, T_cam_world=T_cam_world, width=width, height=height)
     return render(g, cam, render_cfg, background=jnp.zeros(3, K.dtype), valid=scene.valid).rgb
 
 
 def render_sequence(scene: Stage1Scene, poses: np.ndarray, render_cfg: RenderConfig, height: int,
-                    width: int) -> np.ndarray:
-    """Re-renders the object Gaussians at poses [T, P, 4, 4] at full resolution -> [T, H, W, 3] uint8."""
-    out = [np.asarray(_render_frame(scene, jnp.asarray(p, jnp.float32), scene.K, render_cfg, width, height))
-           for p in poses]
+                    width: int, T_cam_world: np.ndarray | None = None) -> np.ndarray:
+    """Re-renders the object Gaussians at world poses [T, P, 4, 4] at full resolution through the cameras
+    T_cam_world [T, 4, 4] (None: static) -> [T, H, W, 3] uint8."""
+    cams = np.tile(np.eye(4), (len(poses), 1, 1)) if T_cam_world is None else T_cam_world
+    out = [np.asarray(_render_frame(scene, jnp.asarray(p, jnp.float32), scene.K, jnp.asarray(c, jnp.float32),
+                                    render_cfg, width, height)) for p, c in zip(poses, cams)]
     return (np.clip(np.stack(out), 0, 1) * 255).round().astype(np.uint8)

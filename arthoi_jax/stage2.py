@@ -85,6 +85,10 @@ class Stage2Data:
     body_points: jnp.ndarray  # [N] int32 vertices tested for penetration
     tracks: jnp.ndarray  # [T, M, 2] pixels (joint mode)
     track_vis: jnp.ndarray  # [T, M] bool
+    # [T] bool; False for the frames a batch pads a scene with (arthoi_jax.batch.stage2_batch): they come after
+    # the scene's frames and the random window never reaches them, so every per-frame sum sees valid frames only.
+    frame_valid: jnp.ndarray
+    T_cam_world: jnp.ndarray  # [T, 4, 4] world-to-camera extrinsics per frame (world = camera 0; identity: static)
 
 
 @struct.dataclass
@@ -141,7 +145,6 @@ def _surface(data: Stage2Data, poses: jnp.ndarray):
 def _render_frames(vertices, poses, data: Stage2Data, frames, render_cfg: RenderConfig):
     """Human + object composited for frames [F] -> rgb [F, h, w, 3], human coverage [F, h, w]."""
     h, w = data.images.shape[1:3]
-    cam = Camera(K=data.K_render, T_cam_world=jnp.eye(4), width=w, height=h)
     human_cols = jnp.concatenate([data.template.colors, jnp.ones_like(data.template.colors[:, :1])], -1)
 
     def one(t):
@@ -149,6 +152,7 @@ def _render_frames(vertices, poses, data: Stage2Data, frames, render_cfg: Render
         g_o = move_gaussians(data.obj, poses[t]).replace(colors=data.object_colors)
         g = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), g_h, g_o)
         valid = jnp.concatenate([jnp.ones(g_h.means.shape[0], bool), data.obj.valid])
+        cam = Camera(K=data.K_render, T_cam_world=data.T_cam_world[t], width=w, height=h)
         out = render(g, cam, render_cfg, background=jnp.zeros(4), valid=valid)
         return out.rgb[..., :3], out.rgb[..., 3]
 
@@ -160,18 +164,21 @@ def window(p: Stage2Params, data: Stage2Data, t0: jnp.ndarray, W: int) -> tuple[
     sl = lambda x: jax.lax.dynamic_slice_in_dim(x, t0, W, 0)  # noqa: E731
     p_w = p.replace(body_pose=sl(p.body_pose), global_orient=sl(p.global_orient), transl=sl(p.transl),
                     object_delta=sl(p.object_delta))
-    init = jax.tree.map(sl, data.init).replace(betas=data.init.betas)
+    init = jax.tree.map(sl, data.init.replace(betas=None)).replace(betas=data.init.betas)  # betas: no frame axis
     d_w = data.replace(init=init, **{k: sl(getattr(data, k)) for k in (
         "images", "human_masks", "object_poses", "keypoints", "keypoint_weights", "hand_contact", "foot_contact",
-        "tracks", "track_vis")})
+        "tracks", "track_vis", "T_cam_world")})
     return p_w, d_w
 
 
 def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2Config,
                render_cfg: RenderConfig) -> jnp.ndarray:
-    """[len(TERMS)] weighted loss terms on a random window of cfg.window_frames frames (sums scaled by T / W)."""
-    T = p.transl.shape[0]
-    W = T if cfg.window_frames == 0 else min(cfg.window_frames, T)
+    """[len(TERMS)] weighted loss terms on a random window of cfg.window_frames frames (sums scaled by T / W).
+
+    T counts the valid frames (data.frame_valid); a batch keeps W <= T for every scene (see stage2_batch)."""
+    T = jnp.sum(data.frame_valid)
+    T_all = p.transl.shape[0]
+    W = T_all if cfg.window_frames == 0 else min(cfg.window_frames, T_all)
     k_window, k_render = jax.random.split(key)
     p, data = window(p, data, jax.random.randint(k_window, (), 0, T - W + 1), W)
     verts, joints = human_in_scene(p, data)
@@ -192,7 +199,8 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         terms["smooth"] = cfg.lambda_s * L.smoothness_loss(joints[:, : jn.NUM_JOINTS])
     hands = joints[:, HAND_JOINTS.reshape(-1)]  # [W, 42, 3]
     if cfg.use_kinematic_loss:
-        terms["kinematic"] = cfg.lambda_k * L.kinematic_loss(hands, data.keypoints, data.keypoint_weights)
+        terms["kinematic"] = cfg.lambda_k * L.kinematic_loss(hands, data.keypoints, data.keypoint_weights,
+                                                              cfg.kinematic_sigma_m)
     if cfg.use_contact_loss or cfg.use_penetration_loss:
         surf, normals = _surface(data, poses)
         valid = data.obj.valid[data.surface_idx]
@@ -204,7 +212,8 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         terms["penetration"] = cfg.lambda_pen * L.penetration_loss(verts[:, data.body_points], surf, normals,
                                                                    valid, cfg.penetration_radius_m)
     if cfg.mode == "joint":
-        terms["object"] = joint_opt.tracking_loss(data.obj, poses, data.tracks, data.track_vis, data.obj.K)
+        terms["object"] = joint_opt.tracking_loss(data.obj, poses, data.tracks, data.track_vis, data.obj.K,
+                                                  data.T_cam_world)
     return T / W * jnp.stack([terms[k] for k in TERMS])
 
 
@@ -215,7 +224,8 @@ def init_state(params: Stage2Params, cfg: Stage2Config, seed: int = 0) -> Stage2
 
 
 def step(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig) -> Stage2State:
-    """One clipped Adam step; a step whose loss or gradient is not finite is skipped and recorded."""
+    """One clipped Adam step; a step whose loss or gradient is not finite is skipped and recorded, and the
+    parameters stay as they were before it (the last good state `optimize` reports)."""
     key, sub = jax.random.split(state.key)
 
     def objective(p):
@@ -227,7 +237,8 @@ def step(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cfg: Re
     ok = jnp.isfinite(loss) & grad_ok
     grads = jax.tree.map(lambda g: jnp.where(ok, g, 0.0), grads)  # keep Adam's moments finite
     updates, opt_state = optimizer(cfg).update(grads, state.opt_state, state.params)
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+    good = ok & (state.bad_step < 0)  # after a bad step the parameters stay at the last good state
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)  # noqa: E731
     first_bad = ~ok & (state.bad_step < 0)
     return Stage2State(
         params=keep(optax.apply_updates(state.params, updates), state.params),
@@ -293,9 +304,11 @@ def _resize(x: np.ndarray, hw) -> np.ndarray:
 def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_masks: np.ndarray, K: np.ndarray,
                obj: Stage1Scene, poses: np.ndarray, keypoints: np.ndarray, keypoint_weights: np.ndarray,
                hand_contact: np.ndarray, foot_contact: np.ndarray | None, tracks: np.ndarray,
-               track_vis: np.ndarray, cfg: Stage2Config, seed: int = 0) -> Stage2Data:
-    """Stage2Data from host arrays (bundle conventions; keypoints [T, 2, 21, 3], weights [T, 2, 21],
-    hand_contact [T, 2] bool, foot_contact [T, 4] bool or None (no foot constraint))."""
+               track_vis: np.ndarray, cfg: Stage2Config, seed: int = 0,
+               T_cam_world: np.ndarray | None = None) -> Stage2Data:
+    """Stage2Data from host arrays (bundle conventions; keypoints [T, 2, 21, 3] world, weights [T, 2, 21],
+    hand_contact [T, 2] bool, foot_contact [T, 4] bool or None (no foot constraint), T_cam_world [T, 4, 4] or
+    None (static camera))."""
     T, H, W = human_masks.shape
     if init.global_orient.shape[0] != T:
         raise InputError(f"smplx_init: {init.global_orient.shape[0]} frames for a {T}-frame video")
@@ -324,7 +337,9 @@ def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_mas
         surface_normals0=f32(normals), keypoints=f32(keypoints.reshape(T, 42, 3)),
         keypoint_weights=f32(keypoint_weights.reshape(T, 42)), hand_contact=f32(hand_contact),
         foot_vertices=jnp.asarray(foot_idx, jnp.int32), foot_contact=f32(foot_lab),
-        body_points=jnp.asarray(body_points, jnp.int32), tracks=f32(tracks), track_vis=jnp.asarray(track_vis))
+        body_points=jnp.asarray(body_points, jnp.int32), tracks=f32(tracks), track_vis=jnp.asarray(track_vis),
+        frame_valid=jnp.ones(T, bool),
+        T_cam_world=f32(np.tile(np.eye(4), (T, 1, 1)) if T_cam_world is None else T_cam_world))
 
 
 def _colours_from_frame(template, v0, model, frame, mask, K) -> np.ndarray:
@@ -345,14 +360,40 @@ def initial_params(init: BodyParams, num_parts: int) -> Stage2Params:
                         object_delta=jnp.zeros((T, num_parts, 6), jnp.float32))
 
 
+def align_to_keypoints(params: Stage2Params, data: Stage2Data) -> Stage2Params:
+    """Closed-form start of the human-to-scene offset: the body moved along the mean viewing ray of the lifted
+    contact keypoints by their median depth gap to the initialization's hand joints (weights as L_k). This resolves
+    most of the monocular depth error before the optimization: left to Adam at lr_camera (1e-4 m per step) the
+    offset cannot cover a 30 cm error in 1000 steps, and the per-frame translations absorbed it instead, lifting
+    the feet off the floor and sliding them (door_hoi). Unchanged without lifted keypoints."""
+    w = np.asarray(data.keypoint_weights)  # [T, 42]
+    if w.sum() == 0:
+        return params
+    joints = np.asarray(human_in_scene(params, data)[1])[:, HAND_JOINTS.reshape(-1)]  # [T, 42, 3]
+    K = np.asarray(data.keypoints)
+    C = np.asarray(data.T_cam_world)
+    centres = -np.einsum("tji,tj->ti", C[:, :3, :3], C[:, :3, 3])  # [T, 3] camera centres in the world
+    d = K - centres[:, None]  # viewing rays from each keypoint's own camera
+    ray = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
+    on = w > 0
+    gap = np.median(np.sum(ray * (K - joints), -1)[on])  # median: a few keypoints at a wrong depth cannot move it
+    mean_ray = np.sum(w[..., None] * ray, (0, 1))
+    return params.replace(offset=params.offset + jnp.asarray(gap * mean_ray / np.linalg.norm(mean_ray), jnp.float32))
+
+
+def start_params(data: Stage2Data) -> Stage2Params:
+    """The parameters `optimize` starts from (the batch driver, arthoi_jax.batch.stage2_batch, too)."""
+    return align_to_keypoints(initial_params(data.init, data.object_poses.shape[1]), data)
+
+
 def optimize(data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig, progress: bool = True,
              seed: int = 0) -> Stage2Result:
     """Runs cfg.iters steps in chunks of cfg.steps_per_chunk.
 
-    Raises OptimizationError naming the step and the non-finite quantities.
+    Raises OptimizationError naming the step and the non-finite quantities; its `last_good` holds the
+    Stage2Params (by field name) before that step.
     """
-    P = data.object_poses.shape[1]
-    state = init_state(initial_params(data.init, P), cfg, seed)
+    state = init_state(start_params(data), cfg, seed)
     losses = []
     chunks = math.ceil(cfg.iters / cfg.steps_per_chunk)
     bar = tqdm(total=cfg.iters, desc="stage2", disable=not progress, dynamic_ncols=True)
@@ -361,23 +402,36 @@ def optimize(data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig, prog
         state, chunk_losses = run_steps(state, data, cfg=cfg, render_cfg=render_cfg, num_steps=n)
         losses.append(np.asarray(chunk_losses))
         if int(state.bad_step) >= 0:
-            what = [k for k, bad in zip(TERMS + ("gradient",), np.asarray(state.bad_what)) if bad]
-            raise OptimizationError(f"stage2: non-finite {' and '.join(what) or 'loss'} at step "
-                                    f"{int(state.bad_step)} (terms {dict(zip(TERMS, np.asarray(state.terms)))})")
+            raise nonfinite_error(state)
         bar.set_postfix({k: f"{v:.3g}" for k, v in zip(TERMS, np.asarray(state.terms)) if v != 0})
         bar.update(n)
     bar.close()
-    p = state.params
+    return result(state.params, data, np.concatenate(losses), np.asarray(state.terms))
+
+
+def nonfinite_error(state: Stage2State) -> OptimizationError:
+    """The OptimizationError of a state whose bad_step >= 0: the step and non-finite quantities named, its
+    `last_good` the Stage2Params (by field name) before that step."""
+    what = [k for k, bad in zip(TERMS + ("gradient",), np.asarray(state.bad_what)) if bad]
+    return OptimizationError(
+        f"stage2: non-finite {' and '.join(what) or 'loss'} at step {int(state.bad_step)} "
+        f"(terms {dict(zip(TERMS, np.asarray(state.terms).tolist()))})",
+        last_good={"step": int(state.bad_step), **{f.name: np.asarray(getattr(state.params, f.name))
+                                                  for f in dataclasses.fields(state.params)}})
+
+
+def result(p: Stage2Params, data: Stage2Data, losses: np.ndarray, terms: np.ndarray) -> Stage2Result:
+    """The Stage2Result of the final parameters (losses [iters] per step, terms [len(TERMS)] the last)."""
     verts, joints = human_in_scene(p, data)
     return Stage2Result(params=jax.tree.map(np.asarray, body_params(p, data.init)),
                         scale=float(jnp.exp(p.log_scale)), offset=np.asarray(p.offset),
                         object_poses=np.asarray(object_poses(p, data)), vertices=np.asarray(verts),
-                        joints=np.asarray(joints), losses=np.concatenate(losses), terms=np.asarray(state.terms))
+                        joints=np.asarray(joints), losses=losses, terms=terms)
 
 
 @partial(jax.jit, static_argnames=("render_cfg", "height", "width"))
-def _render_full(template, model, verts, obj, poses, K, render_cfg, height, width):
-    cam = Camera(K=K, T_cam_world=jnp.eye(4), width=width, height=height)
+def _render_full(template, model, verts, obj, poses, K, T_cam_world, render_cfg, height, width):
+    cam = Camera(K=K, T_cam_world=T_cam_world, width=width, height=height)
     g_h = pose_gaussians(template, verts, model.faces)
     g_o = move_gaussians(obj, poses)
     g = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), g_h, g_o)
@@ -387,27 +441,33 @@ def _render_full(template, model, verts, obj, poses, K, render_cfg, height, widt
 
 def render_sequence(data: Stage2Data, result: Stage2Result, K: np.ndarray, render_cfg: RenderConfig, height: int,
                     width: int) -> np.ndarray:
-    """Human and object Gaussians re-rendered at full resolution -> [T, H, W, 3] uint8."""
+    """Human and object Gaussians re-rendered at full resolution through the data's cameras -> [T, H, W, 3] uint8."""
     out = [np.asarray(_render_full(data.template, data.model, jnp.asarray(v), data.obj, jnp.asarray(q, jnp.float32),
-                                   jnp.asarray(K, jnp.float32), render_cfg, height, width))
-           for v, q in zip(result.vertices, result.object_poses)]
+                                   jnp.asarray(K, jnp.float32), c, render_cfg, height, width))
+           for v, q, c in zip(result.vertices, result.object_poses, data.T_cam_world)]
     return (np.clip(np.stack(out), 0, 1) * 255).round().astype(np.uint8)
 
 
 @partial(jax.jit, static_argnames=("render_cfg", "height", "width"))
-def _render_object(obj: Stage1Scene, poses, K, render_cfg, height, width):
-    cam = Camera(K=K, T_cam_world=jnp.eye(4), width=width, height=height)
-    out = render(move_gaussians(obj, poses), cam, render_cfg, background=jnp.zeros(3), valid=obj.valid)
+def _render_object(obj: Stage1Scene, poses, K, T_cam_world, valid, render_cfg, height, width):
+    cam = Camera(K=K, T_cam_world=T_cam_world, width=width, height=height)
+    out = render(move_gaussians(obj, poses), cam, render_cfg, background=jnp.zeros(3), valid=valid)
     return out.alpha, out.depth
 
 
 def object_depth(obj: Stage1Scene, poses: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], downsample: int,
-                 render_cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The object render's alpha and expected depth [T, h, w] at part poses [T, P, 4, 4] (image / downsample)."""
+                 render_cfg: RenderConfig, moving_only: bool = False,
+                 T_cam_world: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The object render's alpha and expected depth [T, h, w] (camera t's z) at world part poses [T, P, 4, 4]
+    (image / downsample) through the cameras T_cam_world [T, 4, 4] (None: static).
+    moving_only: render the moving parts alone (part_of > 0), without the static body."""
     H, W = image_hw
     h, w = max(1, H // downsample), max(1, W // downsample)
     Kr = jnp.asarray(np.diag([w / W, h / H, 1.0]) @ K, jnp.float32)
-    out = [_render_object(obj, jnp.asarray(q, jnp.float32), Kr, render_cfg, h, w) for q in poses]
+    valid = obj.valid & (obj.part_of > 0) if moving_only else obj.valid
+    cams = np.tile(np.eye(4), (len(poses), 1, 1)) if T_cam_world is None else T_cam_world
+    out = [_render_object(obj, jnp.asarray(q, jnp.float32), Kr, jnp.asarray(c, jnp.float32), valid, render_cfg, h, w)
+           for q, c in zip(poses, cams)]
     return np.stack([np.asarray(a) for a, _ in out]), np.stack([np.asarray(d) for _, d in out])
 
 
@@ -434,9 +494,17 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
         contact = contact_lib.detect_contact_frames(bundle.hand_keypoints, bundle.hand_keypoint_conf,
                                                     seg.part_masks.any(axis=1), cfg.contact_conf,
                                                     cfg.contact_radius_px)
-    alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg)
+    # Lifted over the moving part's render only: behind a hand the whole object often shows the static body
+    # (the cabinet behind a drawer handle), 10-30 cm behind the touched handle (drawer_hoi).
+    alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg, moving_only=True,
+                                T_cam_world=bundle.T_cam_world)
     kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
-                                        (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m)
+                                        (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m,
+                                        cfg.contact_depth_band_m)
+    if bundle.T_cam_world is not None:  # lifted in camera t -> world
+        inv = np.linalg.inv(np.asarray(bundle.T_cam_world, np.float64))
+        kp = np.where(kw[..., None] > 0, np.einsum("tij,tknj->tkni", inv[:, :3, :3], kp)
+                      + inv[:, None, None, :3, 3], 0.0).astype(kp.dtype)
     M = obj.track_points.shape[0]
     tracks = np.zeros((T, M, 2), np.float32)
     vis = np.zeros((T, M), bool)
@@ -444,4 +512,4 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
     vis[:, : bundle.tracks.shape[1]] = bundle.visibility
     init = params_from_smplx(model, bundle.smplx_init)
     return build_data(model, init, bundle.frames, bundle.human_masks, K, obj, poses, kp, kw, contact,
-                      bundle.foot_contact, tracks, vis, cfg)
+                      bundle.foot_contact, tracks, vis, cfg, T_cam_world=bundle.T_cam_world)

@@ -46,10 +46,16 @@ def smoothness_loss(joints: jnp.ndarray) -> jnp.ndarray:
     return jnp.sum(jnp.mean(jnp.sum(acc**2, -1), axis=1))
 
 
-def kinematic_loss(joints: jnp.ndarray, keypoints: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
+def kinematic_loss(joints: jnp.ndarray, keypoints: jnp.ndarray, weights: jnp.ndarray,
+                   sigma: float | None = None) -> jnp.ndarray:
     """L_k (Eq. 11): joints [T, K, 3] of the body against the 3D contact keypoints [T, K, 3], weights [T, K]
-    (1 for a confident lifted keypoint, 0 otherwise)."""
-    return jnp.sum(weights * jnp.sum((joints - keypoints) ** 2, -1))
+    (1 for a confident lifted keypoint, 0 otherwise). sigma (metres): Geman-McClure d^2 s^2 / (d^2 + s^2), equal
+    to d^2 for d << s and bounded by s^2, so a keypoint lifted to a wrong depth cannot drag the body; None: the
+    paper's squared distance."""
+    d2 = jnp.sum((joints - keypoints) ** 2, -1)
+    if sigma is not None:
+        d2 = d2 * sigma**2 / (d2 + sigma**2)
+    return jnp.sum(weights * d2)
 
 
 def nearest(points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:

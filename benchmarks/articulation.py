@@ -5,7 +5,8 @@
                                     [--out benchmarks/results/articulation.json]
 
 For each scene: generate (configs/synthetic/<scene>.yaml), re-track with `--tracker` (gt: the exact synthetic
-tracks; lk: OpenCV pyramidal Lucas-Kanade from the frames, as for a video), segment, run Stage I per variant,
+tracks; lk: OpenCV pyramidal Lucas-Kanade from the frames re-anchored to frame 0 every frame, as for a video;
+dense: chained DIS flow), segment, run Stage I per variant,
 score. "pnp_only" (per-frame PnP) and "joint_init_only" (the joint refined on all tracks) are the closed-form
 initializations alone, without Adam, read from the full run. Rotation errors are
 aggregated over every frame of every revolute part, translation errors over prismatic parts.
@@ -41,6 +42,7 @@ VARIANTS = {
     "warm_start": {"init": "previous"},
     "pnp_init": {"init": "pnp"},
     "auto_1dof": {"articulation": "auto"},
+    "free_se3": {"articulation": "free_se3"},  # the paper's free pose (the textured configs default to auto)
 }
 
 
@@ -130,6 +132,9 @@ def main(argv=None) -> int:
         except ArthoiError as e:  # e.g. no moving part found in the low-texture scene: reported, not fatal
             print(f"  {name}: failed: {e}", flush=True)
             failed.append({"scene": name, "tracker": args.tracker, "error": str(e)})
+        # Written after every scene: a suite takes most of an hour on a loaded 2-core machine.
+        write_json(Path(args.out), {"tracker": args.tracker, "overrides": args.set, "results": results,
+                                    "failed": failed})
 
     header = "".join(f"{h:>9s}" for h in ("Rot mean", "Rot max", "Rot min", "Tr cm", "Axis max", "IoU"))
     header = f"{'':24s}{header}{'time s':>9s}"
@@ -148,7 +153,6 @@ def main(argv=None) -> int:
     print(_row("Ours (this code)", textured))
     for f in failed:
         print(f"{f['scene']}: FAILED ({f['error']})")
-    write_json(Path(args.out), {"tracker": args.tracker, "overrides": args.set, "results": results, "failed": failed})
     print(f"\nwrote {args.out}")
     return 0
 

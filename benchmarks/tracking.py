@@ -2,6 +2,7 @@
 
 For every scene and tracker, the GT tracks' frame-0 positions are the queries; reported:
   epe_median / epe_p90  endpoint error (px) over (frame >= 1, point) pairs visible in both GT and prediction
+  epe_last              median endpoint error at the last frame (drift: chained flow errors add up)
   vis_acc               fraction of (frame >= 1, point) pairs whose predicted visibility equals GT's
   kept                  fraction of GT-visible pairs the tracker still calls visible
   seconds               tracking time (ratios between trackers are what carry over to other machines)
@@ -9,6 +10,9 @@ and, per scene, the IoU of the frame-0 object mask carried by optical flow (the 
 against the GT object masks: mask_iou_mean / mask_iou_min over frames.
 
   python benchmarks/tracking.py [--objects door drawer ...] [--out results/tracking.json]
+
+lk is the default LK tracker (frame to frame, re-anchored to frame 0 every frame); lk_chain is its frame-to-frame
+step alone, the tracker before re-anchoring.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from arthoi_jax.preprocess.lk_tracker import track_points, track_points_dense
 from arthoi_jax.preprocess.masks import carry_mask_with_flow
 from arthoi_jax.synthetic.scene import generate_scene
 
-TRACKERS = {"lk": track_points, "dense": track_points_dense}
+TRACKERS = {"lk": track_points, "lk_chain": lambda f, q: track_points(f, q, anchor=False),  # without re-anchoring
+            "dense": track_points_dense}
 SCENES = [(o, "textured") for o in ("door", "drawer", "fridge", "lid", "cabinet2")] + [("door", "low")]
 
 
@@ -37,9 +42,11 @@ def score(tracks, vis, gt_tracks, gt_vis) -> dict:
     tracks, vis, gt_tracks, gt_vis = tracks[1:], vis[1:], gt_tracks[1:], gt_vis[1:]
     both = vis & gt_vis
     epe = np.linalg.norm(tracks - gt_tracks, axis=-1)[both]
+    last = np.linalg.norm(tracks[-1] - gt_tracks[-1], axis=-1)[both[-1]]
     return {
         "epe_median": float(np.median(epe)) if epe.size else float("nan"),
         "epe_p90": float(np.percentile(epe, 90)) if epe.size else float("nan"),
+        "epe_last": float(np.median(last)) if last.size else float("nan"),
         "vis_acc": float((vis == gt_vis).mean()),
         "kept": float(both.sum() / max(gt_vis.sum(), 1)),
     }
@@ -67,13 +74,14 @@ def main(argv=None) -> int:
             row = {"scene": f"{obj}/{texture}", "tracker": name, "points": int(b.gt.tracks.shape[1]),
                    **score(tracks, vis, b.gt.tracks, b.gt.visibility), "seconds": time.perf_counter() - t0}
             rows.append(row)
-            print(f"{row['scene']:<17} {name:<6} EPE median {row['epe_median']:6.3f} px  p90 {row['epe_p90']:6.2f} px"
-                  f"  vis acc {row['vis_acc']:.3f}  kept {row['kept']:.3f}  {row['seconds']:5.1f} s", flush=True)
+            print(f"{row['scene']:<17} {name:<8} EPE median {row['epe_median']:6.3f} px  p90 {row['epe_p90']:6.2f} px"
+                  f"  last {row['epe_last']:6.2f} px  vis acc {row['vis_acc']:.3f}  kept {row['kept']:.3f}"
+                  f"  {row['seconds']:5.1f} s", flush=True)
     print("\nmedian over textured scenes:")
     for name in TRACKERS:
         sel = [r for r in rows if r.get("tracker") == name and r["scene"].endswith("/textured")]
         if sel:
-            print(f"  {name:<6} EPE {np.median([r['epe_median'] for r in sel]):.3f} px, "
+            print(f"  {name:<8} EPE {np.median([r['epe_median'] for r in sel]):.3f} px, "
                   f"vis acc {np.median([r['vis_acc'] for r in sel]):.3f}")
     if args.out:
         write_json(Path(args.out), rows)

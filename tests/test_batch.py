@@ -37,7 +37,7 @@ def problems(bs):
     out = []
     for b in bs.values():
         seg = segment(b.frames, b.object_masks, b.depth, b.K, b.tracks, b.visibility, SEG)
-        out.append(stage1_batch.prepare(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg, CFG, RENDER,
+        out.append(stage1.prepare(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg, CFG, RENDER,
                                         SEG.binding_radius_m))
     return out
 

@@ -59,16 +59,33 @@ def test_contact_percent_uses_only_contact_frames_and_the_threshold():
 def test_foot_sliding_is_zero_when_planted_and_scales_with_the_slide():
     T = 10
     foot = np.zeros((T, 4, 3))
-    foot[..., 1] = -0.05  # 5 cm above a floor at y = 0, up = -y (OpenCV camera)
+    foot[..., 1] = -0.05  # 5 cm above a floor at y = 0, up = -y (OpenCV camera): a standing ankle's height
     up = np.array([0.0, -1.0, 0.0])
-    assert im.foot_sliding(foot, up, 0.0)["score"] == 0.0
+    stand = np.full(4, 0.05)
+    r = im.foot_sliding(foot, up, 0.0, stand)
+    assert r["score"] == 0.0 and r["contact_steps"] == 4 * (T - 1) and r["floor_gap_cm"] == pytest.approx(0.0)
     slid = foot.copy()
     slid[:, :2, 0] = 0.004 * np.arange(T)[:, None]  # two joints slide 4 mm per frame along the floor
     slid[:, 2:, 1] += 0.0005 * np.arange(T)[:, None]  # vertical motion is not sliding
-    r = im.foot_sliding(slid, up, 0.0)
+    r = im.foot_sliding(slid, up, 0.0, stand)
     assert r["sliding_ratio"] == pytest.approx(0.5)
     assert r["mean_sliding_cm"] == pytest.approx(0.4)
     assert r["score"] == pytest.approx(0.2)
+
+
+def test_a_foot_that_rises_while_sliding_is_in_contact_until_it_leaves_the_floor():
+    """Contact is measured against the floor, not the joint's own lowest height over the clip."""
+    T = 10
+    foot = np.zeros((T, 4, 3))
+    foot[..., 1] = -0.05 - 0.006 * np.arange(T)[:, None]  # rises 6 mm per frame: 5.4 cm in all
+    foot[..., 0] = 0.007 * np.arange(T)[:, None]  # and slides 7 mm per frame
+    r = im.foot_sliding(foot, np.array([0.0, -1.0, 0.0]), 0.0, np.full(4, 0.05))
+    assert r["contact_steps"] == 4 * 3  # frames 0..3 are within 2 cm of the standing height: 3 steps per joint
+    assert r["sliding_ratio"] == 1.0 and r["mean_sliding_cm"] == pytest.approx(0.7)
+    assert r["floor_gap_cm"] == pytest.approx(100 * 0.006 * 4.5)
+    floating = foot - [0.0, 0.3, 0.0]  # 30 cm above the floor: no contact, so no sliding, but a 32 cm gap
+    r = im.foot_sliding(floating, np.array([0.0, -1.0, 0.0]), 0.0, np.full(4, 0.05))
+    assert r["contact_steps"] == 0 and r["score"] == 0.0 and r["floor_gap_cm"] > 30
 
 
 def test_smoothness_is_zero_at_constant_velocity_and_uses_30_fps():

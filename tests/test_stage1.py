@@ -38,11 +38,11 @@ def door():
 def _frame(b, seg, scene, t, cfg=CFG):
     init, _, _ = stage1.initial_poses(seg, b.tracks, b.visibility, b.K, cfg)
     H, W = b.image_size
-    images, masks = stage1._frame_arrays(b.frames, b.object_masks, stage1.render_size(H, W, cfg.render_downsample))
+    images, masks = stage1.frame_arrays(b.frames, b.object_masks, stage1.render_size(H, W, cfg.render_downsample))
     M = scene.track_points.shape[0]
     return stage1.Stage1Frame(
         image=jnp.asarray(images[t]), mask=jnp.asarray(masks[t]),
-        tracks=jnp.asarray(stage1._pad(b.tracks[t], M)), track_vis=jnp.asarray(stage1._pad(b.visibility[t], M)),
+        tracks=jnp.asarray(stage1.pad_rows(b.tracks[t], M)), track_vis=jnp.asarray(stage1.pad_rows(b.visibility[t], M)),
         init_pose=jnp.asarray(init[t], jnp.float32), init_value=jnp.zeros(seg.num_parts, jnp.float32),
         prev_poses=jnp.asarray(np.stack([init[t - 1], init[max(t - 2, 0)]]), jnp.float32),
         smooth_valid=jnp.bool_(t >= 2))

@@ -43,6 +43,48 @@ def test_stage2_pulls_the_wrist_to_its_contact_keypoint_and_compiles_once(model)
     assert res.vertices.shape == (T, model.num_vertices, 3)
 
 
+def test_the_alignment_closes_the_keypoints_depth_gap_along_the_viewing_ray(model):
+    data, target = problem(model, NO_RENDER)
+    p0 = stage2.initial_params(data.init, 1)
+    p1 = stage2.align_to_keypoints(p0, data)
+    wrist = [np.asarray(stage2.human_in_scene(p, data)[1])[:, jn.joint_index("right_wrist")] for p in (p0, p1)]
+    ray = target / np.linalg.norm(target)
+    np.testing.assert_allclose(np.cross(np.asarray(p1.offset), ray), 0.0, atol=1e-6)  # moved along the ray ...
+    assert np.dot(ray, target - wrist[0][0]) == pytest.approx(0.1 * ray[2], rel=1e-3)
+    np.testing.assert_allclose((target - wrist[1]) @ ray, 0.0, atol=1e-5)  # ... until no depth gap is left
+    assert np.linalg.norm(target - wrist[1], axis=-1).max() < 0.5 * np.linalg.norm(target - wrist[0], axis=-1).min()
+    none = data.replace(keypoint_weights=jnp.zeros_like(data.keypoint_weights))
+    assert float(jnp.abs(stage2.align_to_keypoints(p0, none).offset).max()) == 0.0
+
+
+def test_the_alignment_ignores_a_minority_of_keypoints_at_a_wrong_depth(model):
+    data, target = problem(model, NO_RENDER)
+    p0 = stage2.initial_params(data.init, 1)
+    clean = stage2.align_to_keypoints(p0, data)
+    ray = target / np.linalg.norm(target)
+    kp = np.asarray(data.keypoints).copy()
+    kw = np.asarray(data.keypoint_weights).copy()
+    kp[:2, 22], kw[:2, 22] = target + 0.5 * ray, 1.0  # right thumb lifted 50 cm too deep on 2 of 6 frames
+    moved = stage2.align_to_keypoints(p0, data.replace(keypoints=jnp.asarray(kp), keypoint_weights=jnp.asarray(kw)))
+    assert float(jnp.linalg.norm(clean.offset)) == pytest.approx(0.1 * ray[2], rel=1e-3)
+    np.testing.assert_allclose(np.asarray(moved.offset), np.asarray(clean.offset), atol=0.005)
+
+
+def test_object_depth_of_the_moving_parts_leaves_out_the_static_body(model):
+    from tests.stage2_scene import H, K, W
+
+    data, _ = problem(model, NO_RENDER)
+    poses = np.tile(np.eye(4), (1, 1, 1, 1))
+    a_all, z_all = stage2.object_depth(data.obj, poses, K, (H, W), 4, RENDER)
+    a_mov, z_mov = stage2.object_depth(data.obj, poses, K, (H, W), 4, RENDER, moving_only=True)
+    static = data.obj.replace(part_of=jnp.zeros_like(data.obj.part_of))  # the same plane as the static body
+    a_static, _ = stage2.object_depth(static, poses, K, (H, W), 4, RENDER, moving_only=True)
+    assert a_all.max() > 0.5
+    np.testing.assert_allclose(a_mov, a_all, atol=1e-6)
+    np.testing.assert_allclose(z_mov, z_all, atol=1e-6)
+    assert a_static.max() == 0.0
+
+
 def test_the_render_loss_sees_the_body_occluded_by_the_object(model):
     data, _ = problem(model, FAST)
     params = stage2.initial_params(data.init, 1)

@@ -25,6 +25,19 @@ def test_kinematic_loss_ignores_unconfident_keypoints():
     assert float(L.kinematic_loss(j, k, w)) == pytest.approx(6.0)
 
 
+def test_robust_kinematic_loss_is_quadratic_near_and_bounded_far():
+    j = jnp.zeros((1, 2, 3))
+    k = jnp.array([[[0.001, 0.0, 0.0], [10.0, 0.0, 0.0]]])  # 1 mm and 10 m from their joints
+    w = jnp.ones((1, 2))
+    s2 = 0.05**2
+    assert float(L.kinematic_loss(j, k, w, 0.05)) == pytest.approx(1e-6 * s2 / (1e-6 + s2) + 100 * s2 / (100 + s2),
+                                                                    rel=1e-4)
+    assert float(L.kinematic_loss(j, k, w, 0.05)) < 1.01 * (1e-6 + s2)  # the 10 m outlier adds at most sigma^2
+    g = jax.grad(lambda x: L.kinematic_loss(x, k, w, 0.05))(j)
+    assert abs(float(g[0, 0, 0])) == pytest.approx(2e-3, rel=1e-3)  # near: the squared distance's gradient
+    assert abs(float(g[0, 1, 0])) < 1e-6  # far: the outlier does not pull
+
+
 def test_foot_sliding_counts_steps_between_two_contact_frames():
     v = jnp.zeros((3, 1, 3)).at[:, 0, 0].set(jnp.array([0.0, 0.1, 0.3]))
     c = jnp.array([[1.0], [1.0], [0.0]])  # only the step 0 -> 1 is between contact frames

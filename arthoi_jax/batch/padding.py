@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import math
 
-import jax
 import numpy as np
 
 from arthoi_jax.config import RenderConfig, Stage1Config
@@ -79,8 +78,3 @@ def pad_scene(scene: Stage1Scene, num_gaussians: int, num_tracks: int, num_pairs
         pair_valid=_pad_rows(scene.pair_valid, num_pairs, False),
         **{k: np.asarray(getattr(scene, k)) for k in ("binding_radius", "K", "K_render", "joint_type", "joint_axis",
                                                        "joint_pivot")})
-
-
-def stack(trees: list):
-    """Stacks pytrees of equal structure and shapes along a new leading (scene) axis -> numpy leaves."""
-    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)

@@ -49,7 +49,7 @@ import optax
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body import lbs
 from arthoi_jax.body.model import BodyModel, BodyParams, full_pose, rest_joints
-from arthoi_jax.errors import InputError
+from arthoi_jax.errors import InputError, OptimizationError
 from arthoi_jax.io.bundle import SmplxParams
 from arthoi_jax.preprocess.mediapipe_human import BODY_LANDMARKS
 
@@ -153,19 +153,27 @@ def _loss(free, model, K, target, weight, sigma, unit, s: FitSettings):
 
 
 @partial(jax.jit, static_argnames=("settings",))
-def _chunk(free, opt_state, trainable, model, K, target, weight, sigma, unit, settings: FitSettings):
-    """STEPS_PER_CHUNK Adam steps; `trainable` (a pytree of 0/1 like `free`) freezes parameters."""
+def _chunk(free, opt_state, bad, trainable, model, K, target, weight, sigma, unit, settings: FitSettings):
+    """STEPS_PER_CHUNK Adam steps; `trainable` (a pytree of 0/1 like `free`) freezes parameters.
+    bad [3] int32: steps taken, the first step whose loss or gradient was non-finite (-1: none) and what was
+    (1 loss, 2 gradient, 3 both); from that step on the parameters stay at their last good values."""
     opt = optax.adam(settings.lr)
 
     def step(carry, _):
-        free, opt_state = carry
+        free, opt_state, bad = carry
         loss, grads = jax.value_and_grad(_loss)(free, model, K, target, weight, sigma, unit, settings)
         grads = jax.tree.map(lambda g, m: g * m, grads, trainable)
-        updates, opt_state = opt.update(grads, opt_state, free)
-        return (optax.apply_updates(free, updates), opt_state), loss
+        loss_ok = jnp.isfinite(loss)
+        grad_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        good, first = loss_ok & grad_ok & (bad[1] < 0), ~(loss_ok & grad_ok) & (bad[1] < 0)
+        updates, new_state = opt.update(jax.tree.map(lambda g: jnp.where(good, g, 0.0), grads), opt_state, free)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)  # noqa: E731
+        what = (~loss_ok).astype(jnp.int32) + 2 * (~grad_ok).astype(jnp.int32)
+        bad = jnp.stack([bad[0] + 1, jnp.where(first, bad[0], bad[1]), jnp.where(first, what, bad[2])])
+        return (keep(optax.apply_updates(free, updates), free), keep(new_state, opt_state), bad), loss
 
-    (free, opt_state), losses = jax.lax.scan(step, (free, opt_state), None, length=STEPS_PER_CHUNK)
-    return free, opt_state, losses
+    (free, opt_state, bad), losses = jax.lax.scan(step, (free, opt_state, bad), None, length=STEPS_PER_CHUNK)
+    return free, opt_state, bad, losses
 
 
 def _initial(model: BodyModel, lm: np.ndarray, w: np.ndarray, K: np.ndarray, height_m: float) -> dict:
@@ -207,6 +215,7 @@ def fit_body_to_landmarks(model: BodyModel, landmarks: np.ndarray, conf: np.ndar
       FitResult; params in each frame's camera frame (OpenCV axes), metres.
     Raises:
       InputError: malformed inputs, or no frame with both shoulders and hips.
+      OptimizationError: a non-finite loss or gradient (its step named; `last_good`: the parameters before it).
     """
     lm, conf, K = np.asarray(landmarks, np.float64), np.asarray(conf, np.float64), np.asarray(K, np.float64)
     T = lm.shape[0]
@@ -222,13 +231,21 @@ def fit_body_to_landmarks(model: BodyModel, landmarks: np.ndarray, conf: np.ndar
     unit = jnp.float32(DATA_UNIT * max(image_hw))
     Kj = jnp.asarray(K, jnp.float32)
     opt_state = optax.adam(settings.lr).init(free)
+    bad = jnp.array([0, -1, 0], jnp.int32)
     chunks = max(1, -(-settings.steps // STEPS_PER_CHUNK))
     orient_chunks = round(ORIENT_PHASE * chunks)
     for c in range(chunks):
         only_orient = c < orient_chunks
         trainable = {k: jnp.full_like(v, 0.0 if only_orient and k in ("betas", "body_pose") else 1.0)
                      for k, v in free.items()}
-        free, opt_state, _ = _chunk(free, opt_state, trainable, model, Kj, target, weight, sigma, unit, settings)
+        free, opt_state, bad, losses = _chunk(free, opt_state, bad, trainable, model, Kj, target, weight, sigma,
+                                              unit, settings)
+        if int(bad[1]) >= 0:
+            raise OptimizationError(
+                f"body fit: non-finite {('loss', 'gradient', 'loss and gradient')[int(bad[2]) - 1]} at step "
+                f"{int(bad[1])} (human.fit_lr {settings.lr}; loss at the chunk's first and last step "
+                f"{np.asarray(losses)[[0, -1]].tolist()})",
+                last_good={"step": int(bad[1]), **{k: np.asarray(v) for k, v in free.items()}})
     joints = jax.vmap(mapped_joints, in_axes=(None, None, 0, 0, 0))(
         model, free["betas"], free["global_orient"], free["body_pose"], free["transl"])
     joints2d = np.asarray(project(Kj, joints), np.float64)

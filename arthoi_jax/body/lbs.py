@@ -64,7 +64,9 @@ def rigid_transforms(rot: jnp.ndarray, joints: jnp.ndarray, parents: tuple[int, 
     Rw, tw = rot[levels[0]], rel_joints[levels[0]]
     for lvl in levels[1:]:
         pR, pt = Rw[pos[par[lvl]]], tw[pos[par[lvl]]]
-        Rw = jnp.concatenate([Rw, pR @ rot[lvl]])
+        # A broadcast product, not a dot: XLA's CPU simplifier mis-shapes this [n, 3, 3] dot under two vmaps
+        # (scenes x frames, batch Stage II) and the grad (jax 0.10.2: 'hlo verifier ... Expected instruction').
+        Rw = jnp.concatenate([Rw, jnp.sum(pR[..., :, :, None] * rot[lvl][..., None, :, :], axis=-2)])
         tw = jnp.concatenate([tw, jnp.einsum("nij,nj->ni", pR, rel_joints[lvl]) + pt])
     Rw, tw = Rw[pos], tw[pos]
     t_rel = tw - jnp.einsum("nij,nj->ni", Rw, joints)

@@ -18,7 +18,7 @@ def save_scene_stage1(out: Path, cfg: Config, bundle: SceneBundle, problem, resu
     stage1_outputs.save_stage1(out, result, bundle.fps)
     if cfg.output.video:
         H, W = bundle.image_size
-        frames = stage1.render_sequence(problem.scene, result.poses, cfg.render, H, W)
+        frames = stage1.render_sequence(problem.scene, result.poses, cfg.render, H, W, problem.cameras)
         stage1_outputs.write_side_by_side(Path(out) / "rerender.mp4", bundle.frames, frames, bundle.fps)
 
 

@@ -43,7 +43,7 @@ from typing import Optional
 import numpy as np
 
 from arthoi_jax.errors import BundleError
-from arthoi_jax.io.outputs import atomic_dir
+from arthoi_jax.io.outputs import atomic_dir, conventions
 
 BUNDLE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -294,7 +294,8 @@ def _validate_gt(g: GroundTruth, T: int, H: int, W: int) -> None:
 
 
 def _flatten(b: SceneBundle) -> tuple[dict, dict]:
-    arrays, meta = {}, {"version": BUNDLE_VERSION, "fps": float(b.fps), "prompt": b.prompt}
+    arrays, meta = {}, {"version": BUNDLE_VERSION, "fps": float(b.fps), "prompt": b.prompt,
+                        "conventions": conventions(b.fps)}  # for readers of the files; not read back
     for f in dataclasses.fields(SceneBundle):
         v = getattr(b, f.name)
         if isinstance(v, np.ndarray):

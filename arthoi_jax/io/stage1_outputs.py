@@ -1,5 +1,6 @@
 """Files of the segment, stage1 and evaluate stages: segmentation arrays, part transforms and joints (JSON),
-the joint-value plot (PNG) and the re-rendered object beside the input (mp4). All writes are atomic."""
+the joint-value plot (PNG) and the re-rendered object beside the input (mp4). All writes are atomic. Every
+Stage I export records its conventions (frame, units, fps, up axis; io.outputs.conventions)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from arthoi_jax.articulation import JointFit
 from arthoi_jax.errors import BundleError
 from arthoi_jax.io import media
-from arthoi_jax.io.outputs import write_atomic, write_json
+from arthoi_jax.io.outputs import conventions, write_atomic, write_json
 from arthoi_jax.render.types import Gaussians
 from arthoi_jax.segmentation import PartSegmentation
 from arthoi_jax.stage1 import TERMS, Stage1Result
@@ -54,22 +55,47 @@ def load_segmentation(folder: Path) -> PartSegmentation:
         raise BundleError(f"{folder}/segmentation.npz: missing array {e.args[0]}") from None
 
 
-def save_stage1(folder: Path, result: Stage1Result, fps: float) -> None:
-    """result.npz (every array) + transforms.json (per-frame 4x4 part poses, frame 0 -> t, world = camera 0) +
-    joints.json (the fitted joint per part)."""
+POSE = "poses[t][p] (4x4) maps part p's points at frame 0 to frame t, both in the world frame: x_t = R x_0 + t"
+
+
+def save_stage1(folder: Path, result: Stage1Result, fps: float, up=None) -> None:
+    """result.npz (every array) with its sidecar result.json, transforms.json (per-frame 4x4 part poses) and
+    joints.json (the fitted joint per part); each JSON carries the conventions block (io.outputs.conventions:
+    world = camera 0, OpenCV, world-to-camera, metres, radians, fps, up axis `up` [3] or None: unknown)."""
     folder = Path(folder)
+    T, P = result.poses.shape[:2]
+    conv = {**conventions(fps, up), "num_frames": int(T), "num_parts": int(P)}
     _save_npz(folder / "result.npz", {"poses": result.poses, "init_poses": result.init_poses,
                                       "pnp_poses": result.pnp_poses, "iterations": result.iterations,
                                       "loss": result.loss, "terms": result.terms})
-    T, P = result.poses.shape[:2]
+    write_json(folder / "result.json", {**conv, "pose": POSE, "arrays": {
+        "poses": "[T, P, 4, 4] optimized part poses", "init_poses": "[T, P, 4, 4] closed-form initialization",
+        "pnp_poses": "[T, P, 4, 4] per-frame RANSAC PnP poses of the tracks",
+        "iterations": "[T] Adam steps per frame", "loss": "[T] final total loss per frame",
+        "terms": f"[T, {len(TERMS)}] final weighted loss terms per frame, order {list(TERMS)}"}})
     write_json(folder / "transforms.json", {
-        "convention": "pose[t][p] maps part p's frame-0 points to frame t; world = camera of frame 0 (OpenCV)",
-        "fps": fps,
+        **conv, "pose": POSE,
         "frames": [{"t": t, "time_s": t / fps, "iterations": int(result.iterations[t]), "loss": float(result.loss[t]),
                     "loss_terms": dict(zip(TERMS, result.terms[t].tolist())),
                     "parts": [result.poses[t, p].tolist() for p in range(P)]} for t in range(T)],
     })
-    write_json(folder / "joints.json", {"parts": [j.to_json() for j in result.joints]})
+    write_json(folder / "joints.json", {
+        **conv, "joint": "revolute: rotation by values[t] (radians, right hand) about the unit axis through pivot "
+                         "(metres); prismatic: translation by values[t] (metres) along the unit axis; axis and pivot "
+                         "in the world frame; residual_m: RMS distance of the part's points to the optimized poses",
+        "parts": [j.to_json() for j in result.joints]})
+
+
+def load_transforms(folder: Path) -> tuple[np.ndarray, dict]:
+    """transforms.json of a stage1 folder -> (poses [T, P, 4, 4], its conventions block)."""
+    path = Path(folder) / "transforms.json"
+    try:
+        d = json.loads(path.read_text())
+        poses = np.array([f["parts"] for f in d["frames"]], np.float64).reshape(len(d["frames"]), d["num_parts"], 4, 4)
+        conv = {k: d[k] for k in ("frame", "units", "fps", "up_axis", "up_axis_source", "pose")}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+    return poses, conv
 
 
 def load_stage1(folder: Path) -> tuple[np.ndarray, list[JointFit]]:

@@ -12,7 +12,7 @@ import numpy as np
 from arthoi_jax import interaction_metrics as im
 from arthoi_jax.io import media
 from arthoi_jax.io.human_motion import load_hoi_truth, load_human_motion, save_human_motion
-from arthoi_jax.io.outputs import write_json
+from arthoi_jax.io.outputs import conventions, write_json
 
 log = logging.getLogger("arthoi_jax")
 CAMERA_UP = np.array([0.0, -1.0, 0.0])  # OpenCV y points down; used when the scene's floor is unknown
@@ -37,27 +37,45 @@ def _plot(path: Path, curves: dict, xlabel: str, ylabel: str, log_y: bool = Fals
 
 
 def run_stage2(cfg, bundle, segment_dir: Path, stage1_dir: Path, out: Path) -> None:
-    from arthoi_jax import stage1, stage2
-    from arthoi_jax.io import stage1_outputs
-    from arthoi_jax.io.body_model_file import license_free_model_file, load_body_model
+    from arthoi_jax import stage2
+    from arthoi_jax.io.body_model_file import load_body_model
 
     if bundle.smplx_init is None:
         log.info("stage2: the bundle has no person (smplx_init is empty); nothing to do")
         return
+    model = load_body_model(cfg.body)
+    data = stage2_data(cfg, bundle, segment_dir, stage1_dir, model)
+    res = stage2.optimize(data, cfg.stage2, cfg.render, progress=cfg.output.progress)
+    save_stage2(cfg, bundle, segment_dir, model, data, res, out)
+
+
+def stage2_data(cfg, bundle, segment_dir: Path, stage1_dir: Path, model):
+    """Stage II's inputs (stage2.Stage2Data) of a bundle with a person, from the segment and stage1 folders."""
+    from arthoi_jax import stage1, stage2
+    from arthoi_jax.io import stage1_outputs
+
     seg = stage1_outputs.load_segmentation(segment_dir)
     poses, _ = stage1_outputs.load_stage1(stage1_dir)
     if cfg.stage2.mode == "joint":  # the baseline starts from the per-frame PnP poses, not Stage I's result
-        poses = stage1.initial_poses(seg, bundle.tracks, bundle.visibility, bundle.K, cfg.stage1)[1]
-    model = load_body_model(cfg.body)
-    data = stage2.prepare(bundle, seg, poses, model, cfg.stage2, cfg.stage1, cfg.render,
+        poses = stage1.initial_poses(seg, bundle.tracks, bundle.visibility, bundle.K, cfg.stage1,
+                                     bundle.T_cam_world)[1]
+    return stage2.prepare(bundle, seg, poses, model, cfg.stage2, cfg.stage1, cfg.render,
                           cfg.segmentation.binding_radius_m)
-    res = stage2.optimize(data, cfg.stage2, cfg.render, progress=cfg.output.progress)
+
+
+def save_stage2(cfg, bundle, segment_dir: Path, model, data, res, out: Path) -> None:
+    """Writes a Stage2Result `res` (of `data`) into `out`: human_motion.npz (+ .json), object_transforms.json,
+    losses.json (+ losses.png), rerender.mp4."""
+    from arthoi_jax import stage2
+    from arthoi_jax.io.body_model_file import license_free_model_file
+
     truth = load_hoi_truth(segment_dir.parent / "generate")
     save_human_motion(out, res.params, res.scale, res.offset, fps=bundle.fps,
                       up=truth.up if truth is not None else CAMERA_UP, flat_hand_mean=model.flat_hand_mean,
                       gender=model.gender, model_file=str(cfg.body.model_path or license_free_model_file()))
     write_json(out / "object_transforms.json", {
         "convention": "pose[t][p] maps part p's frame-0 points to frame t; world = camera of frame 0 (OpenCV)",
+        **conventions(bundle.fps, None if truth is None else truth.up),
         "mode": cfg.stage2.mode, "frames": res.object_poses.tolist()})
     write_json(out / "losses.json", {"terms": dict(zip(stage2.TERMS, res.terms.tolist())),
                                      "total_per_step": res.losses.tolist()})
@@ -120,11 +138,15 @@ def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -
     from arthoi_jax.body.joint_names import joint_index
 
     grip = joint_index(GRIP_JOINT.format(side=truth.hand))
+    # Foot joints' heights above the soles of the body standing in its rest pose (model frame: y up).
+    rest = forward_sequence(model, BodyParams.zeros(model, 1).replace(betas=p.betas))
+    stand = np.asarray(rest.joints[0, FOOT_JOINT_INDEX, 1] - rest.vertices[0, :, 1].min())
     for name, (verts, joints) in motions.items():
         report[name] = im.interaction_report(
             joints, verts, bundle.fps, foot_idx=FOOT_JOINT_INDEX, hand_idx=HAND_KEYPOINT_INDEX[side], boxes=truth.boxes,
-            contact_frames=truth.contact_frames, up=truth.up, floor_offset=truth.floor_offset, gt_joints=gt_joints,
-            grip=joints[:, grip], gt_grip=truth.handle)
+            contact_frames=truth.contact_frames, up=truth.up, floor_offset=truth.floor_offset,
+            foot_stand_height=(s if name == "stage2" else 1.0) * stand, gt_joints=gt_joints, grip=joints[:, grip],
+            gt_grip=truth.handle)
     if bundle.gt is not None:
         objs = json.loads((stage2_dir / "object_transforms.json").read_text())
         report["object_rotation_error_deg"] = _rotation_errors(np.asarray(objs["frames"]), bundle.gt.part_poses)
