@@ -42,6 +42,7 @@ from scipy.spatial import cKDTree
 from arthoi_jax.config import SegmentationConfig
 from arthoi_jax.errors import NoMovingPartError
 from arthoi_jax.grabcut_masks import prompt_mask
+from arthoi_jax.metrics import rotation_errors_deg
 from arthoi_jax.object_gaussians import backproject_gaussians
 from arthoi_jax.render.types import Gaussians
 
@@ -413,7 +414,7 @@ def _check_not_whole_object(labels: np.ndarray, part_poses: list[np.ndarray], ev
         return
     parts = []
     for p, P in enumerate(part_poses, 1):
-        rot = np.degrees(np.arccos(np.clip((np.trace(P[:, :3, :3], axis1=1, axis2=2) - 1) / 2, -1, 1)))
+        rot = rotation_errors_deg(P[:, :3, :3], np.eye(3))
         parts.append({"tracks": int((labels == p).sum()), "max_rotation_deg": float(rot.max()),
                       "max_translation_m": float(np.linalg.norm(P[:, :3, 3], axis=1).max())})
     evidence = {**evidence, "decided_tracks": decided, "static_share": static / max(decided, 1),

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from arthoi_jax import interaction_metrics as im
+from arthoi_jax import metrics
 from arthoi_jax.io import media
 from arthoi_jax.io.human_motion import load_hoi_truth, load_human_motion, save_human_motion
 from arthoi_jax.io.outputs import conventions, write_json
@@ -90,13 +91,6 @@ def save_stage2(cfg, bundle, segment_dir: Path, model, data, res, out: Path) -> 
              {k: round(float(v), 5) for k, v in zip(stage2.TERMS, res.terms) if v})
 
 
-def _rotation_errors(est: np.ndarray, gt: np.ndarray) -> dict:
-    """Per-frame angle (deg) between estimated and ground-truth rotations of moving part 0 (frames 1..T-1)."""
-    R = np.einsum("tji,tjk->tik", est[1:, 0, :3, :3], gt[1:, 0, :3, :3])
-    ang = np.degrees(np.arccos(np.clip((np.trace(R, axis1=1, axis2=2) - 1) / 2, -1, 1)))
-    return {"mean": float(ang.mean()), "max": float(ang.max()), "min": float(ang.min())}
-
-
 def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -> None:
     import json
 
@@ -149,7 +143,8 @@ def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -
             gt_grip=truth.handle)
     if bundle.gt is not None:
         objs = json.loads((stage2_dir / "object_transforms.json").read_text())
-        report["object_rotation_error_deg"] = _rotation_errors(np.asarray(objs["frames"]), bundle.gt.part_poses)
+        report["object_rotation_error_deg"] = metrics.summary(metrics.rotation_errors_deg(
+            np.asarray(objs["frames"])[1:, 0, :3, :3], bundle.gt.part_poses[1:, 0, :3, :3]))
     report["hoi_contact_frames"] = int(truth.contact_frames.sum())
     write_json(out / "metrics.json", report)
     if cfg.output.plots:
