@@ -130,6 +130,27 @@ class Stage1Config:
     init_reproj_px: float = bounded(3.0, 0.0, None, lo_open=True)  # RANSAC inlier threshold of the PnP init
     render_downsample: int = bounded(4, 1, 64)  # the reconstruction loss compares images this much smaller
     steps_per_chunk: int = bounded(25, 1)  # steps per jitted lax.scan call (progress and checks in between)
+    # L_tr per track: 0 the paper's squared error; > 0 soft-L1 of this scale in pixels (losses.tracking_loss).
+    track_robust_px: float = bounded(0.0, 0.0)
+    # 1-DOF modes, beyond the paper (arthoi_jax/stage1_joint.py): before the per-frame steps, Adam over the shared
+    # joint (axis, pivot) and all frames' values on all frames' losses (0 steps: keep the track-fitted joint). Off
+    # in every config: on LK tracks it did worse than the track fit (docs/status.md, first item).
+    joint_iters: int = bounded(0, 0)
+    joint_lr_value: float = bounded(3e-3, 0.0, None, lo_open=True)  # radians | metres per step
+    joint_lr_axis: float = bounded(3e-3, 0.0, None, lo_open=True)  # radians per step
+    joint_lr_pivot: float = bounded(1e-3, 0.0, None, lo_open=True)  # metres per step
+    # L_tr's weight in that objective relative to lambda_tr: at 1 the pixel errors of biased tracks (LK on a
+    # surface seen obliquely) outweigh the render loss, which alone can tell a large rotation (the lid's axis).
+    joint_track_weight: float = bounded(0.01, 0.0)
+    # Frames with fewer visible tracks of a part than this fraction of its frame-0 tracks take the part's value
+    # from a grid search of the render loss (search_values values over +-search_range_deg | +-search_range_m; 0: off)
+    # along the path of least cost + search_smooth * (constant-velocity violation)^2, monotone if asked.
+    reseed_min_tracks: float = bounded(0.3, 0.0, 1.0)
+    search_values: int = bounded(0, 0)
+    search_range_deg: float = bounded(90.0, 0.0, 180.0, lo_open=True)
+    search_range_m: float = bounded(0.5, 0.0, None, lo_open=True)
+    search_smooth: float = bounded(1.0, 0.0)
+    monotone: bool = False
     # Ablation switches (Table 5): each removes its term from Eq. 5.
     use_render_loss: bool = True
     use_tracking_loss: bool = True
@@ -144,6 +165,11 @@ class Stage2Config:
     iters: int = bounded(1000, 1)
     lr_pose: float = bounded(1e-3, 0.0, None, lo_open=True)
     lr_camera: float = bounded(1e-4, 0.0, None, lo_open=True)
+    # Beyond the paper (0: its constant rates): both rates fall (cosine) to 5 % over this last fraction of the
+    # iterations. At constant rates Adam keeps moving every frame's pose by ~lr per step on the noisy windowed
+    # gradients, and the feet slid 0.1-0.8 cm/frame whatever lambda_fs (drawer_hoi: foot sliding 0.31 at
+    # lambda_fs 1e4 and 1e5; decayed over the last 30 %: 0.017, MPJPE 61.7 vs 60.7-61.2 mm).
+    lr_decay_fraction: float = bounded(0.0, 0.0, 1.0)
     lambda_p: float = bounded(1.0, 0.0)
     lambda_fs: float = bounded(10.0, 0.0)
     lambda_s: float = bounded(1e4, 0.0)
@@ -168,6 +194,19 @@ class Stage2Config:
     contact_offset_m: float = bounded(0.015, 0.0, 0.2)  # lifted keypoints moved this far towards the camera
     # Per hand and frame, only keypoints lifted within this depth of the hand's nearest lifted one are kept.
     contact_depth_band_m: float = bounded(0.05, 0.0, None, lo_open=True)
+    # Each keypoint takes the nearest surface within this many pixels (the gripped edge, not the face behind it).
+    contact_window_px: float = bounded(4.0, 0.0)
+    # Start of the human-to-scene alignment (the paper optimizes its "camera parameters" from the HMR result and
+    # says no more). keypoints: the body moved along the ray by the hand keypoints' depth gap, which also carries
+    # the HMR arm error (bodies 28-32 cm towards the camera where the error was 15-20 cm); depth: by the frame-0
+    # depth over the human mask against the body's own depth (stage2.align_to_depth; HOI suite: pelvis error
+    # 15-20 -> 1.7-3.7 cm with the renderer's exact depth; a real clip's is an estimate). One or the other
+    # (stage2.start_params); depth leaves the body where it was when the mask has too few depth values.
+    align: Literal["keypoints", "depth"] = "depth"
+    # Beyond the paper: before Stage II the arms (collar to wrist) are turned by IK so that the hands reach the
+    # contact keypoints (stage2.refit_arms); the refitted pose is also L_p's target. L_k alone (Geman-McClure,
+    # 5 cm) cannot pull a hand 15-20 cm (door_hoi: 19.7 cm hand-to-handle). Off with use_kinematic_loss=false.
+    arm_ik: bool = True
     # Reconstruction loss L_r^h: rendered this much smaller, on `render_frames` random frames per step (0: all).
     render_downsample: int = bounded(4, 1, 64)
     render_frames: int = bounded(2, 0)
@@ -177,7 +216,12 @@ class Stage2Config:
     # Object surface points used by the contact and penetration terms; body vertices tested for penetration.
     surface_points: int = bounded(512, 16)
     body_points: int = bounded(256, 16)
-    penetration_radius_m: float = bounded(0.1, 0.0, None, lo_open=True)
+    # Penetration (stage2_losses.penetration_loss): the shell thickness behind the visible surface called inside
+    # (the HOI suite's ground-truth bodies: 0-0.97 % of their non-finger vertices wrongly called inside with 10 cm,
+    # 0-0.40 % with 5 cm, lid_hoi the most), and the depth tolerated (the ground truth's fingers sit 1-2 mm inside
+    # the handle).
+    penetration_radius_m: float = bounded(0.05, 0.0, None, lo_open=True)
+    penetration_margin_m: float = bounded(0.002, 0.0)
     steps_per_chunk: int = bounded(50, 1)
     # Ablation switches (Table 5).
     use_render_loss: bool = True

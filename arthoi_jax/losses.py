@@ -31,19 +31,24 @@ def reconstruction_loss(rgb: jnp.ndarray, alpha: jnp.ndarray, image: jnp.ndarray
     return rgb_term, beta * sil_term
 
 
-def tracking_loss(points_cam: jnp.ndarray, K: jnp.ndarray, tracks: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
+def tracking_loss(points_cam: jnp.ndarray, K: jnp.ndarray, tracks: jnp.ndarray, weight: jnp.ndarray,
+                  robust_px: float = 0.0) -> jnp.ndarray:
     """L_tr (Eq. 8): mean squared reprojection error in pixels^2 over weighted tracks.
 
     points_cam: [M, 3] the tracks' 3D points moved to frame t, camera frame; K: [3, 3]; tracks: [M, 2] pixel
     positions at frame t; weight: [M] (visible and on a moving part: 1, else 0). Points behind the camera
-    (z <= 1 cm) contribute nothing.
+    (z <= 1 cm) contribute nothing. robust_px > 0: soft-L1 of scale s, 2 s^2 (sqrt(1 + r^2 / s^2) - 1) per track
+    (r^2 for r << s, linear beyond: a drifting track pulls with a bounded force).
     """
     z = points_cam[..., 2]
     front = z > 1e-2
     w = weight * front
     z_safe = jnp.where(front, z, 1.0)  # double where: no inf/NaN gradient through a masked entry
     uv = points_cam[..., :2] / z_safe[..., None] * jnp.stack([K[0, 0], K[1, 1]]) + K[:2, 2]
-    return _masked_mean(jnp.sum((uv - tracks) ** 2, -1), w)
+    sq = jnp.sum((uv - tracks) ** 2, -1)
+    if robust_px > 0:
+        sq = 2.0 * robust_px**2 * (jnp.sqrt(1.0 + sq / robust_px**2) - 1.0)
+    return _masked_mean(sq, w)
 
 
 def _safe_norm(x: jnp.ndarray) -> jnp.ndarray:

@@ -13,7 +13,8 @@ scaled by T / W), because the body forward pass and the point-to-surface searche
 
 Objective: L_r^h + lambda_p L_p + lambda_fs L_fs + lambda_s L_s + lambda_k L_k + lambda_c L_contact +
 lambda_pen L_pen (+ joint mode: the object's tracking loss). One jitted `step`; `run_steps` scans
-`steps_per_chunk` of them; `optimize` drives chunks with a progress bar of the loss terms.
+`steps_per_chunk` of them; `optimize_scenes` drives the chunks of one or several scenes in one program
+(`run_steps_batched`; arthoi_jax.batch pads and shards around it), `optimize` is its one-scene case.
 L_r^h renders `render_frames` random frames per step (human Gaussians composited with the object's, so the
 object occludes the body); every other term sees every frame.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from functools import partial
 
 import cv2
@@ -36,20 +38,25 @@ from tqdm import tqdm
 from arthoi_jax import joint_opt
 from arthoi_jax import stage2_losses as L
 from arthoi_jax.body import joint_names as jn
+from arthoi_jax.body import ik
 from arthoi_jax.body.human_gaussians import HumanGaussianTemplate, pose_gaussians, sample_surface_gaussians
 from arthoi_jax.body.model import BodyModel, BodyParams, forward, forward_sequence
 from arthoi_jax.config import RenderConfig, Stage2Config
 from arthoi_jax.errors import InputError, OptimizationError
 from arthoi_jax.render.rasterize import render
-from arthoi_jax.render.types import Camera, Gaussians
+from arthoi_jax.render.types import Camera
 from arthoi_jax.stage1 import Stage1Scene, move_gaussians
 
 TERMS = ("render", "prior", "foot", "smooth", "kinematic", "contact", "penetration", "object")
 HAND_JOINTS = np.array([[jn.joint_index(n) for n in (f"{s}_wrist",) + tuple(
     x for f in ("thumb", "index", "middle", "ring", "pinky") for x in (f"{s}_{f}1", f"{s}_{f}2", f"{s}_{f}3",
                                                                         f"{s}_{f}"))] for s in ("left", "right")])
+FINGER_JOINTS = np.array([i for i, n in enumerate(jn.SKELETON)
+                          if any(f in n for f in ("thumb", "index", "middle", "ring", "pinky"))])
 FOOT_JOINTS = tuple(jn.SKELETON.index(n) for n in ("left_ankle", "left_foot", "right_ankle", "right_foot"))
 MAX_FOOT_VERTICES = 256
+LR_FINAL_FRACTION = 0.05  # of the learning rates at the end of their decay (see optimizer)
+NORMAL_NEIGHBOURS = 16  # object points in the local plane fit of each surface normal (gaussian_normals)
 
 
 @struct.dataclass
@@ -109,11 +116,21 @@ def _labels(params: Stage2Params, joint: bool) -> Stage2Params:
 
 
 def optimizer(cfg: Stage2Config) -> optax.GradientTransformation:
-    """Adam with the paper's two learning rates (pose, camera) after clipping the global gradient norm."""
+    """Adam with the paper's two learning rates (pose, camera) after clipping the global gradient norm; over the
+    last cfg.lr_decay_fraction of the iterations both fall (cosine) to LR_FINAL_FRACTION of theirs (0: constant,
+    the paper)."""
     joint = cfg.mode == "joint"
+    n0 = cfg.iters - round(cfg.lr_decay_fraction * cfg.iters)
+
+    def rate(lr):
+        if n0 >= cfg.iters:
+            return lr
+        return optax.join_schedules([optax.constant_schedule(lr), optax.cosine_decay_schedule(
+            lr, cfg.iters - n0, LR_FINAL_FRACTION)], [n0])
+
     return optax.chain(
         optax.clip_by_global_norm(cfg.grad_clip),
-        optax.multi_transform({"pose": optax.adam(cfg.lr_pose), "camera": optax.adam(cfg.lr_camera),
+        optax.multi_transform({"pose": optax.adam(rate(cfg.lr_pose)), "camera": optax.adam(rate(cfg.lr_camera)),
                                "frozen": optax.set_to_zero()}, partial(_labels, joint=joint)))
 
 
@@ -171,16 +188,25 @@ def window(p: Stage2Params, data: Stage2Data, t0: jnp.ndarray, W: int) -> tuple[
     return p_w, d_w
 
 
+def window_start(key: jnp.ndarray, T: jnp.ndarray, W: int) -> jnp.ndarray:
+    """[] int32 first frame of a random W-frame window of T frames: drawn from [1 - W, T - 1] and clipped to
+    [0, T - W], so that the first and last frames lie in the window as often as the middle ones
+    (W / (T + W - 1)), the frames within W of the ends up to twice as often. A start drawn from [0, T - W]
+    reached the end frames W times less often than the middle ones, and they kept the HMR jitter (drawer_hoi:
+    the feet slid 1.2 and 2.1 cm on the first and last steps, 0.1-0.8 cm in between)."""
+    return jnp.clip(jax.random.randint(key, (), 1 - W, T), 0, T - W)
+
+
 def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2Config,
                render_cfg: RenderConfig) -> jnp.ndarray:
-    """[len(TERMS)] weighted loss terms on a random window of cfg.window_frames frames (sums scaled by T / W).
-
-    T counts the valid frames (data.frame_valid); a batch keeps W <= T for every scene (see stage2_batch)."""
+    """[len(TERMS)] weighted loss terms on a random window of W = cfg.window_frames frames from `window_start`
+    (sums scaled by T / W). T counts the valid frames (data.frame_valid); a batch keeps W <= T for every scene
+    (see stage2_batch)."""
     T = jnp.sum(data.frame_valid)
     T_all = p.transl.shape[0]
     W = T_all if cfg.window_frames == 0 else min(cfg.window_frames, T_all)
     k_window, k_render = jax.random.split(key)
-    p, data = window(p, data, jax.random.randint(k_window, (), 0, T - W + 1), W)
+    p, data = window(p, data, window_start(k_window, T, W), W)
     verts, joints = human_in_scene(p, data)
     poses = object_poses(p, data) if cfg.mode == "joint" else data.object_poses
     z = jnp.zeros((), jnp.float32)
@@ -210,7 +236,8 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         terms["contact"] = cfg.lambda_c * (per_hand[0] + per_hand[1])
     if cfg.use_penetration_loss:
         terms["penetration"] = cfg.lambda_pen * L.penetration_loss(verts[:, data.body_points], surf, normals,
-                                                                   valid, cfg.penetration_radius_m)
+                                                                   valid, cfg.penetration_radius_m,
+                                                                   cfg.penetration_margin_m)
     if cfg.mode == "joint":
         terms["object"] = joint_opt.tracking_loss(data.obj, poses, data.tracks, data.track_vis, data.obj.K,
                                                   data.T_cam_world)
@@ -259,6 +286,25 @@ def run_steps(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cf
     return jax.lax.scan(body, state, None, length=num_steps)
 
 
+TRACE_COUNT = {"steps": 0}  # traces (= compiles) of run_steps_batched, for tests and benchmarks
+
+
+def _run_steps_batched(state, data, model, cfg, render_cfg, num_steps):
+    TRACE_COUNT["steps"] += 1  # runs once per trace, i.e. once per compile
+    run = lambda s, d: run_steps(s, d.replace(model=model), cfg=cfg, render_cfg=render_cfg,  # noqa: E731
+                                 num_steps=num_steps)
+    if state.step.shape[0] == 1:
+        # One slot: run_steps' own program. Vmapped over an axis of 1 a step took 1.4x the CPU time (48x36 renders):
+        # on XLA CPU the tile compositor's forward+backward ran 1.8x slower with the extra batch axis.
+        return jax.tree.map(lambda x: x[None], run(*jax.tree.map(lambda x: x[0], (state, data))))
+    return jax.vmap(run)(state, data)
+
+
+# run_steps vmapped over a leading slot axis of state and data (data.model None: `model` is shared, not copied)
+# -> (state [n], losses [n, num_steps]).
+run_steps_batched = jax.jit(_run_steps_batched, static_argnames=("cfg", "render_cfg", "num_steps"))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Host side: building the data, driving the optimization.
 
@@ -275,13 +321,27 @@ class Stage2Result:
     terms: np.ndarray  # [len(TERMS)] final weighted terms
 
 
-def gaussian_normals(g: Gaussians) -> np.ndarray:
-    """[N, 3] unit normals: each Gaussian's shortest axis, turned towards the camera at the origin."""
-    R = np.asarray(jaxlie.SO3(jnp.asarray(g.quats) / jnp.linalg.norm(g.quats, axis=-1, keepdims=True)).as_matrix())
-    axis = np.argmin(np.asarray(g.log_scales), axis=-1)
-    n = R[np.arange(len(axis)), :, axis]
-    flip = np.sum(n * np.asarray(g.means), -1) > 0
-    return np.where(flip[:, None], -n, n)
+def gaussian_normals(means: np.ndarray, part: np.ndarray, neighbours: int = NORMAL_NEIGHBOURS) -> np.ndarray:
+    """Outward unit normals [N, 3] of frame-0 surface points means [N, 3] (world = camera 0) with part labels [N]:
+    the least-variance direction of each point's nearest `neighbours` points of the same part (local PCA), turned
+    towards camera 0's centre (the visible side is the outside). Not the Gaussians' shortest axis: the object
+    Gaussians are isotropic back-projections, whose "shortest axis" was the x axis for every one of them (drawer:
+    median 125 deg from the faces' normals; PCA 0 deg, 90th percentile 27 deg at the box edges). Parts apart, so
+    that a drawer's face does not bend towards the cabinet's."""
+    from scipy.spatial import cKDTree
+
+    normals = np.zeros_like(np.asarray(means, np.float64))
+    for p in np.unique(part):
+        ids = np.flatnonzero(part == p)
+        if len(ids) < 3:  # no plane through fewer points: face the camera
+            normals[ids] = -means[ids] / np.maximum(np.linalg.norm(means[ids], axis=-1, keepdims=True), 1e-9)
+            continue
+        x = np.asarray(means[ids], np.float64)
+        _, nb = cKDTree(x).query(x, min(neighbours, len(ids)))
+        d = x[nb] - x[nb].mean(1, keepdims=True)
+        n = np.linalg.eigh(np.einsum("nki,nkj->nij", d, d))[1][:, :, 0]  # eigenvalues ascending
+        normals[ids] = np.where((np.sum(n * x, -1) > 0)[:, None], -n, n)
+    return normals.astype(np.float32)
 
 
 def foot_vertex_labels(model: BodyModel, foot_contact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,12 +382,18 @@ def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_mas
     valid = np.asarray(obj.valid)
     n_surf = min(cfg.surface_points, int(valid.sum()))
     surface_idx = np.sort(rng.choice(np.flatnonzero(valid), n_surf, replace=False))
-    normals = gaussian_normals(jax.tree.map(lambda x: np.asarray(x)[surface_idx], obj.gaussians))
+    means = np.asarray(obj.gaussians.means)
+    normals = gaussian_normals(means[valid], np.asarray(obj.part_of)[valid])[np.searchsorted(
+        np.flatnonzero(valid), surface_idx)]  # fitted on every object Gaussian, kept for the sampled ones
     fc = np.ones((T, 4), bool) if foot_contact is None else foot_contact
     foot_idx, foot_lab = foot_vertex_labels(model, fc)
     if foot_contact is None:
         foot_lab = np.zeros_like(foot_lab)
-    body_points = np.sort(rng.choice(model.num_vertices, min(cfg.body_points, model.num_vertices), replace=False))
+    # Finger vertices are left to the contact terms: they grip the handle, and behind a handle bar (a thin part
+    # whose back is not seen) they are "behind the surface" without being inside (door_hoi's ground truth).
+    owner = np.argmax(np.asarray(model.weights), axis=1)
+    candidates = np.flatnonzero(~np.isin(owner, FINGER_JOINTS))
+    body_points = np.sort(rng.choice(candidates, min(cfg.body_points, len(candidates)), replace=False))
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     obj_cols = np.concatenate([np.asarray(obj.gaussians.colors)[:, :3], np.zeros((valid.shape[0], 1))], -1)
     return Stage2Data(
@@ -381,32 +447,170 @@ def align_to_keypoints(params: Stage2Params, data: Stage2Data) -> Stage2Params:
     return params.replace(offset=params.offset + jnp.asarray(gap * mean_ray / np.linalg.norm(mean_ray), jnp.float32))
 
 
-def start_params(data: Stage2Data) -> Stage2Params:
-    """The parameters `optimize` starts from (the batch driver, arthoi_jax.batch.stage2_batch, too)."""
-    return align_to_keypoints(initial_params(data.init, data.object_poses.shape[1]), data)
+def align_to_depth(model: BodyModel, init: BodyParams, depth: np.ndarray, mask: np.ndarray, K: np.ndarray,
+                   cell_px: int = 4, min_cells: int = 20) -> BodyParams:
+    """The HMR body [T] moved along the viewing ray of its frame-0 pelvis so that its visible surface lies at the
+    frame-0 depth map's depth over the human mask (median over cell_px x cell_px cells of each side's nearest
+    depth: the body's vertices splatted, the mask's pixels). The depth map carries the object's metric scale
+    (Stage I is lifted with it), so body and object meet in one frame, and the cue leaves the pose's errors out:
+    the hand keypoints' gap also holds the HMR arm error. depth [H, W] metres (0: unknown), mask [H, W] bool,
+    both of camera 0 (= world). Unchanged when fewer than min_cells cells of the mask have a depth."""
+    H, W = mask.shape
+    h, w = -(-H // cell_px), -(-W // cell_px)
+
+    def cell_min(rows, cols, z):
+        grid = np.full(h * w, np.inf)
+        np.minimum.at(grid, rows // cell_px * w + cols // cell_px, z)
+        return grid[np.isfinite(grid)]
+
+    rows, cols = np.nonzero(mask & (depth > 0))
+    scene = cell_min(rows, cols, depth[rows, cols])
+    if scene.size < min_cells:
+        return init
+    out = forward(model, jax.tree.map(lambda x: x[0], init).replace(betas=init.betas))
+    v = np.asarray(out.vertices, np.float64)
+    v = v[v[:, 2] > 1e-3]
+    uv = v[:, :2] / v[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < W) & (uv[:, 1] >= 0) & (uv[:, 1] < H)
+    body = cell_min(uv[inside, 1].astype(int), uv[inside, 0].astype(int), v[inside, 2])
+    if body.size < min_cells:
+        return init
+    pelvis = np.asarray(out.joints[0], np.float64)
+    ray = pelvis / np.linalg.norm(pelvis)
+    shift = (np.median(scene) - np.median(body)) / ray[2] * ray
+    return init.replace(transl=init.transl + jnp.asarray(shift, init.transl.dtype))
+
+
+def refit_arms(model: BodyModel, init: BodyParams, keypoints: np.ndarray, weights: np.ndarray) -> BodyParams:
+    """The arms (collar, shoulder, elbow, wrist) of the hands with lifted contact keypoints turned by IK
+    (`body.ik.solve_reach`: all frames together, near the initial pose, smooth in time) so that the hand's
+    skeleton joints reach them; frames without keypoints follow by the smoothness. keypoints [T, 2, 21, 3] world,
+    weights [T, 2, 21] (lift_keypoints). Unchanged without keypoints."""
+    sides = [s for s in range(2) if weights[:, s].sum() > 0]
+    if not sides:
+        return init
+    names, targets, w = [], [], []
+    for s in sides:
+        for k, j in enumerate(HAND_JOINTS[s]):
+            if j < jn.NUM_JOINTS and weights[:, s, k].sum() > 0:  # fingertips are vertex keypoints, not joints
+                names.append(jn.SKELETON[j])
+                targets.append(keypoints[:, s, k])
+                w.append(weights[:, s, k])
+    free = tuple(f"{('left', 'right')[s]}_{j}" for s in sides for j in ("collar", "shoulder", "elbow", "wrist"))
+    body_pose, _ = ik.solve_reach(model, init, tuple(names), np.stack(targets, 1), np.stack(w, 1), free)
+    return init.replace(body_pose=body_pose)
+
+
+def start_params(data: Stage2Data, align_keypoints: bool) -> Stage2Params:
+    """The parameters `optimize` starts from (the batch driver, arthoi_jax.batch.stage2_batch, too): data.init
+    (the HMR body, which `prepare` may have moved by `align_to_depth` and refitted by `refit_arms`), moved by
+    `align_to_keypoints` when align_keypoints (config `stage2.align: keypoints`). After the depth cue the
+    keypoint gap would pull the body by the HMR arm error again, so the two are alternatives."""
+    p = initial_params(data.init, data.object_poses.shape[1])
+    return align_to_keypoints(p, data) if align_keypoints else p
+
+
+PER_FRAME = ("body_pose", "global_orient", "transl", "object_delta")  # Stage2Params fields with a frame axis
+Progress = dict  # str -> np.ndarray: the loop's state after a chunk (see new_progress); checkpointable
+
+
+def new_progress(datas: list[Stage2Data], num_frames: int, num_slots: int, cfg: Stage2Config,
+                 seed: int = 0) -> Progress:
+    """Progress before the first step: "chunk" (next chunk), "losses" [n, iters], "failed" [n] bool,
+    "failed_terms" [n, len(TERMS)] (the terms at the end of the chunk a scene failed in), "state" (the batched
+    Stage2State). Every slot starts from stage2.start_params of its scene's unpadded data and a fresh optimizer
+    (slots past the scenes: copies of the first), the per-frame parameters zero-padded to num_frames."""
+    states = []
+    for d in datas + [datas[0]] * (num_slots - len(datas)):
+        p = start_params(d, cfg.align == "keypoints")
+        p = p.replace(**{k: _pad_frames(getattr(p, k), num_frames) for k in PER_FRAME})
+        states.append(init_state(p, cfg, seed))
+    return {"chunk": np.int64(0), "losses": np.zeros((num_slots, cfg.iters), np.float32),
+            "failed": np.zeros(num_slots, bool), "failed_terms": np.zeros((num_slots, len(TERMS)), np.float32),
+            "state": jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)}
+
+
+def _pad_frames(x, num_frames: int) -> np.ndarray:
+    x = np.asarray(x)
+    return np.concatenate([x, np.zeros((num_frames - len(x),) + x.shape[1:], x.dtype)])
+
+
+def _host(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def optimize_scenes(datas: list[Stage2Data], data_b: Stage2Data, model: BodyModel, cfg: Stage2Config,
+                    render_cfg: RenderConfig, *, seed: int = 0, put: Callable = jax.device_put, get: Callable = _host,
+                    resume: Progress | None = None, on_chunk: Callable[[Progress, int], None] | None = None,
+                    progress: bool = True) -> list[Stage2Result | OptimizationError]:
+    """Stage II of several scenes of the same shapes in one program: cfg.iters steps in chunks of
+    cfg.steps_per_chunk (`run_steps_batched`), every scene from its own start (`new_progress`).
+
+    datas: the scenes' Stage2Data (unpadded, with the model; results are cut to their frames). data_b: the same
+    scenes padded to common shapes (arthoi_jax.batch.stage2_batch.pad_data: frames marked in frame_valid,
+    Gaussians, tracks, pairs), the model left out (None), stacked on a leading slot axis of n >= len(datas) slots
+    and already placed where the program runs (slots past the scenes: copies of the first, results dropped).
+    put / get move a numpy pytree with that leading axis to the devices and back (arthoi_jax.batch shards it).
+    A scene whose loss or gradient turns non-finite keeps its last good parameters (see `step`) while the others
+    go on; the loop stops early once every scene has failed.
+    on_chunk(progress, steps_run) is called after every chunk; `resume` continues from such a progress.
+    Returns, per scene, its Stage2Result or the OptimizationError naming the step and the non-finite quantities
+    (its `last_good`: the Stage2Params, by field name, before that step).
+    """
+    n, T = data_b.frame_valid.shape[:2]
+    snap = resume if resume is not None else new_progress(datas, T, n, cfg, seed)
+    state = put(snap["state"])
+    chunks = math.ceil(cfg.iters / cfg.steps_per_chunk)
+    done = min(int(snap["chunk"]) * cfg.steps_per_chunk, cfg.iters)
+    one = len(datas) == 1
+    bar = tqdm(total=cfg.iters, initial=done, desc="stage2" if one else f"stage2 x{len(datas)}",
+               disable=not progress, dynamic_ncols=True)
+    for c in range(int(snap["chunk"]), chunks):
+        if snap["failed"][: len(datas)].all():
+            break
+        k = min(cfg.steps_per_chunk, cfg.iters - c * cfg.steps_per_chunk)
+        state, losses = run_steps_batched(state, data_b, model, cfg=cfg, render_cfg=render_cfg, num_steps=k)
+        host = get(state)
+        snap["losses"][:, c * cfg.steps_per_chunk: c * cfg.steps_per_chunk + k] = get(losses)
+        new = (host.bad_step >= 0) & ~snap["failed"]
+        snap["failed"][new], snap["failed_terms"][new] = True, host.terms[new]
+        snap.update(chunk=np.int64(c + 1), state=host)
+        if on_chunk is not None:
+            on_chunk(snap, k)
+        ok = host.bad_step[: len(datas)] < 0
+        if one:
+            bar.set_postfix({t: f"{v:.3g}" for t, v in zip(TERMS, host.terms[0]) if v != 0})
+        else:
+            bar.set_postfix(step=int(host.step.max()), failed=int((~ok).sum()),
+                            loss=f"{host.loss[: len(datas)][ok].mean() if ok.any() else 0.0:.4g}")
+        bar.update(k)
+    bar.close()
+    return [scene_result(d, snap, s) for s, d in enumerate(datas)]
+
+
+def scene_result(data: Stage2Data, snap: Progress, s: int) -> Stage2Result | OptimizationError:
+    """Slot s of a progress -> its Stage2Result (cut to data's frames), or its OptimizationError."""
+    st = jax.tree.map(lambda x: x[s], snap["state"])
+    T = data.images.shape[0]
+    st = st.replace(params=st.params.replace(**{k: getattr(st.params, k)[:T] for k in PER_FRAME}))
+    if snap["failed"][s]:
+        return nonfinite_error(st.replace(terms=snap["failed_terms"][s]))
+    return result(jax.tree.map(jnp.asarray, st.params), data, snap["losses"][s], np.asarray(st.terms))
 
 
 def optimize(data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig, progress: bool = True,
              seed: int = 0) -> Stage2Result:
-    """Runs cfg.iters steps in chunks of cfg.steps_per_chunk.
+    """Runs cfg.iters steps in chunks of cfg.steps_per_chunk: the one-scene case of `optimize_scenes`.
 
     Raises OptimizationError naming the step and the non-finite quantities; its `last_good` holds the
     Stage2Params (by field name) before that step.
     """
-    state = init_state(start_params(data), cfg, seed)
-    losses = []
-    chunks = math.ceil(cfg.iters / cfg.steps_per_chunk)
-    bar = tqdm(total=cfg.iters, desc="stage2", disable=not progress, dynamic_ncols=True)
-    for c in range(chunks):
-        n = min(cfg.steps_per_chunk, cfg.iters - c * cfg.steps_per_chunk)
-        state, chunk_losses = run_steps(state, data, cfg=cfg, render_cfg=render_cfg, num_steps=n)
-        losses.append(np.asarray(chunk_losses))
-        if int(state.bad_step) >= 0:
-            raise nonfinite_error(state)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in zip(TERMS, np.asarray(state.terms)) if v != 0})
-        bar.update(n)
-    bar.close()
-    return result(state.params, data, np.concatenate(losses), np.asarray(state.terms))
+    data_b = jax.tree.map(lambda x: np.asarray(x)[None], data.replace(model=None))
+    out = optimize_scenes([data], jax.device_put(data_b), data.model, cfg, render_cfg, seed=seed,
+                          progress=progress)[0]
+    if isinstance(out, OptimizationError):
+        raise out
+    return out
 
 
 def nonfinite_error(state: Stage2State) -> OptimizationError:
@@ -500,7 +704,7 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
                                 T_cam_world=bundle.T_cam_world)
     kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
                                         (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m,
-                                        cfg.contact_depth_band_m)
+                                        cfg.contact_depth_band_m, cfg.contact_window_px)
     if bundle.T_cam_world is not None:  # lifted in camera t -> world
         inv = np.linalg.inv(np.asarray(bundle.T_cam_world, np.float64))
         kp = np.where(kw[..., None] > 0, np.einsum("tij,tknj->tkni", inv[:, :3, :3], kp)
@@ -511,5 +715,9 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
     tracks[:, : bundle.tracks.shape[1]] = bundle.tracks
     vis[:, : bundle.tracks.shape[1]] = bundle.visibility
     init = params_from_smplx(model, bundle.smplx_init)
+    if cfg.align == "depth":
+        init = align_to_depth(model, init, bundle.depth, bundle.human_masks[0], K)
+    if cfg.arm_ik and cfg.use_kinematic_loss:
+        init = refit_arms(model, init, kp, kw)
     return build_data(model, init, bundle.frames, bundle.human_masks, K, obj, poses, kp, kw, contact,
                       bundle.foot_contact, tracks, vis, cfg, T_cam_world=bundle.T_cam_world)

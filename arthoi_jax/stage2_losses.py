@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+PENETRATION_NEIGHBOURS = 4  # surface points that must all see a body point behind them (see penetration_loss)
+
 
 def render_loss(rgb: jnp.ndarray, silhouette: jnp.ndarray, image: jnp.ndarray, human_mask: jnp.ndarray,
                 beta_h: float) -> jnp.ndarray:
@@ -82,18 +84,27 @@ def contact_loss(hand_points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndar
 
 
 def penetration_loss(points: jnp.ndarray, surface: jnp.ndarray, normals: jnp.ndarray, valid: jnp.ndarray,
-                     radius: float) -> jnp.ndarray:
-    """Body points behind the object surface: for each point its nearest surface point p with outward normal n;
-    the signed distance (x - p) . n < 0 is penalised squared when |x - p| < radius (the surface is a shell, so
-    only the layer behind it can be called inside), summed over points: each penetrating vertex counts, however
-    few there are. points [T, N, 3]; surface, normals [T, S, 3]; valid [S]."""
+                     radius: float, margin: float = 0.0, neighbours: int = PENETRATION_NEIGHBOURS) -> jnp.ndarray:
+    """Body points inside the object: behind each of their `neighbours` nearest surface points p (outward unit
+    normals n) by more than `margin`, sd = (x - p) . n < -margin, and within `radius` of the nearest one.
+
+    The surface is the visible shell of the object, so "inside" is local: requiring every near point to see x
+    behind it (the intersection of their half-spaces) keeps a point in front of the adjacent face at an edge
+    outside; the radius is the thickness the shell is assumed to have; the margin tolerates the grip's fingers
+    a few millimetres into a handle. Beside a face the camera does not see (a box's far side), a point within
+    the radius is still called inside: the shell alone cannot tell. The penalty is the squared depth past the
+    margin behind the least deep plane (the nearest way out), summed over points: each penetrating vertex
+    counts, however few there are. points [T, N, 3]; surface, normals [T, S, 3]; valid [S]; radius, margin m.
+    """
 
     def frame(args):
         x, s, n = args
-        idx, d2 = nearest(jax.lax.stop_gradient(x), s, valid)  # which point is nearest is not differentiated
-        sd = jnp.sum((x - s[idx]) * n[idx], -1)
-        inside = (sd < 0) & (d2 < radius**2)
-        return jnp.sum(jnp.where(inside, sd**2, 0.0))
+        d2 = jnp.sum((jax.lax.stop_gradient(x)[:, None] - jax.lax.stop_gradient(s)[None]) ** 2, -1)
+        d2 = jnp.where(valid[None], d2, jnp.inf)
+        neg, idx = jax.lax.top_k(-d2, min(neighbours, s.shape[0]))  # which points are nearest is not differentiated
+        sd = jnp.max(jnp.sum((x[:, None] - s[idx]) * n[idx], -1), axis=1)  # [N] the least deep plane
+        inside = (sd < -margin) & (-neg[:, 0] < radius**2)
+        return jnp.sum(jnp.where(inside, (sd + margin) ** 2, 0.0))
 
     # One frame at a time: the [N, S] distance table of every frame at once would not fit in memory.
     return jnp.sum(jax.lax.map(frame, (points, surface, normals)))

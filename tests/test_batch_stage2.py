@@ -2,6 +2,7 @@
 bucket give, output for output, what each gives alone (stage2.optimize), with one compile per chunk length; a
 non-finite scene fails alone; a run stopped after a chunk resumes from its checkpoint arrays to the same end."""
 
+import ast
 import dataclasses
 
 import jax
@@ -68,8 +69,9 @@ def test_padded_batch_equals_each_scene_run_alone(batch, scenes):
             assert len(got) == len(want) > 0
             # The last step's weighted terms are diagnostics, compared at rtol 5e-4: lambda_c = 1e5 and lambda_s = 1e4
             # scale float32 rounding of cm distances and of second differences of ~1 m positions (measured 1.9e-4
-            # on L_s). Parameters, vertices and the loss curve are held to 1e-5.
-            rtol = 5e-4 if f.name == "terms" else 1e-5
+            # on L_s). The loss curve sums them, at rtol 5e-5 (measured 1.3-1.9e-5 with the penetration term,
+            # lambda_pen = 1e5 on squared mm depths; it passes at 1e-5 without). Parameters and vertices: 1e-5.
+            rtol = 5e-4 if f.name == "terms" else 5e-5 if f.name == "losses" else 1e-5
             for g, w in zip(got, want):
                 np.testing.assert_allclose(g, w, atol=1e-5, rtol=rtol, err_msg=f.name)
         assert r.vertices.shape[0] == d.images.shape[0] and np.ptp(r.losses) > 0
@@ -81,7 +83,16 @@ def test_a_non_finite_scene_fails_alone(batch, scenes, model):
     _, out = run([scenes[0], bad, scenes[2]], model)
     with pytest.raises(OptimizationError) as alone:
         stage2.optimize(bad, CFG, RENDER, progress=False)
-    assert isinstance(out[1], OptimizationError) and str(out[1]) == str(alone.value)
+    assert isinstance(out[1], OptimizationError)
+    # Same stage, quantity and step; the terms in the message agree to float32 rounding (vmapped vs unbatched).
+    head, terms = str(out[1]).split(" (terms ")
+    head_alone, terms_alone = str(alone.value).split(" (terms ")
+    assert head == head_alone
+    got, want = (ast.literal_eval(t.rstrip(")").replace("nan", "None")) for t in (terms, terms_alone))
+    assert got.keys() == want.keys() and got["kinematic"] is want["kinematic"] is None
+    for k in got:
+        if want[k] is not None:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-5, err_msg=k)
     assert str(out[1]).startswith("stage2: non-finite ") and "kinematic" in str(out[1])
     assert alone.value.last_good.keys() == out[1].last_good.keys()
     for k, v in alone.value.last_good.items():

@@ -95,7 +95,7 @@ def test_stage2_divergence_names_the_step_and_keeps_the_parameters_before_it():
                                                 r"step 1 \(terms \{'render': 0.0, 'prior': inf") as info:
         stage2.optimize(data, cfg, RENDER, progress=False)
     last = info.value.last_good
-    state, _ = stage2.run_steps(stage2.init_state(stage2.start_params(data), cfg), data, cfg=cfg,
+    state, _ = stage2.run_steps(stage2.init_state(stage2.start_params(data, cfg.align == "keypoints"), cfg), data, cfg=cfg,
                                 render_cfg=RENDER, num_steps=1)  # the step before the bad one (same program)
     assert last["step"] == 1 and set(last) == {"step", "body_pose", "global_orient", "transl", "log_scale", "offset",
                                                "object_delta"}

@@ -11,8 +11,10 @@ from arthoi_jax.grabcut_masks import prompt_mask, voronoi_mask
 from arthoi_jax.io.bundle import MOVING_PART_ID0, STATIC_PART_ID
 from arthoi_jax.metrics import mask_iou, rotation_errors_deg
 from arthoi_jax.segmentation import (
+    QUASI_STATIC_SEEN,
     assign_tracks,
     backproject_weights,
+    binding_pairs,
     classify_tracks,
     find_moving_parts,
     pnp_poses,
@@ -102,9 +104,21 @@ def test_binding_pairs_link_quasi_static_dynamic_gaussians_to_near_static_ones(d
     dist = np.linalg.norm(means[pairs[:, 0]] - means[pairs[:, 1]], axis=-1)
     assert np.all(dist <= np.maximum(0.05, 2 * cell) + 1e-6)
     q = door_seg.quasi_static
-    moving = door_seg.track_labels == 1
+    moving = (door_seg.track_labels == 1) & (door.visibility.mean(0) >= QUASI_STATIC_SEEN)
     thr = max(np.percentile(door_seg.track_motion_px[moving], 10), 1.0)
     np.testing.assert_array_equal(q, moving & (door_seg.track_motion_px <= thr))
+
+
+def test_a_track_lost_early_is_not_judged_quasi_static():
+    xy = np.array([[10.0, 10.0], [20.0, 10.0], [30.0, 10.0]])
+    motion = np.array([0.5, 8.0, 9.0])  # track 0 moved little because it was lost after a frame or two
+    labels = np.ones(3, np.int64)
+    args = (xy, motion, labels, np.zeros((1, 3)), np.zeros((1, 3)), xy[:1], np.zeros(1, np.int64),
+            SegmentationConfig(), 4)
+    _, quasi = binding_pairs(*args)
+    assert quasi.tolist() == [True, False, False]
+    _, quasi = binding_pairs(*args, judged=np.array([False, True, True]))
+    assert quasi.tolist() == [False, True, False]  # 10th percentile of the judged tracks: 8.1 px
 
 
 def _two_part_tracks():

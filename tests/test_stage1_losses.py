@@ -75,3 +75,13 @@ def test_reconstruction_loss_masks_colour_and_compares_silhouette_everywhere():
     c, s = losses.reconstruction_loss(rgb, alpha, image, mask, beta=2.0)
     assert float(c) == pytest.approx(0.75)
     assert float(s) == pytest.approx(2.0 * 0.5)
+
+
+def test_robust_tracking_loss_is_squared_near_zero_and_linear_far_out():
+    K = jnp.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    pts = jnp.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])  # both project to (50, 50)
+    tracks = jnp.array([[50.1, 50.0], [90.0, 50.0]])  # 0.1 px and 40 px off
+    one = lambda w, s: float(losses.tracking_loss(pts, K, tracks, jnp.array(w), robust_px=s))
+    assert one([1.0, 0.0], 2.0) == pytest.approx(0.01, rel=1e-3)  # r << s: r^2
+    assert one([0.0, 1.0], 0.0) == pytest.approx(1600.0, rel=1e-5)
+    assert one([0.0, 1.0], 2.0) == pytest.approx(2 * 4.0 * (np.sqrt(1 + 400.0) - 1), rel=1e-5)  # ~2 s r

@@ -34,9 +34,9 @@ def test_stage2_pulls_the_wrist_to_its_contact_keypoint_and_compiles_once(model)
     data, target = problem(model, NO_RENDER)
     before = np.linalg.norm(np.asarray(forward_sequence(model, data.init).joints[:, jn.joint_index("right_wrist")])
                             - target, axis=-1).mean()
-    n0 = stage2.run_steps._cache_size()
+    n0 = stage2.TRACE_COUNT["steps"]
     res = stage2.optimize(data, NO_RENDER, RENDER, progress=False)
-    assert stage2.run_steps._cache_size() == n0 + 1  # two chunks, one compile
+    assert stage2.TRACE_COUNT["steps"] == n0 + 1  # two chunks, one compile
     assert res.losses.shape == (NO_RENDER.iters,) and np.all(np.isfinite(res.losses))
     assert before == pytest.approx(0.1, abs=1e-4)
     assert wrist_error(res, target) < 0.5 * before

@@ -8,9 +8,12 @@ per-frame sum sees them; padded Gaussians are invalid (culled, never surface poi
 invisible. A scene with fewer frames than the window (or window_frames 0: every frame) is bucketed by its exact
 frame count instead, so that its window is the one it has alone.
 
-`optimize_batch` runs cfg.iters steps in chunks of steps_per_chunk, vmapped (the body model shared, not copied),
-and hands its progress to `on_chunk` after every chunk (for checkpoints; `resume` continues from one). A scene
-whose loss or gradient becomes non-finite fails alone with the OptimizationError stage2.optimize would raise.
+The loop is `arthoi_jax.stage2.optimize_scenes`, the same one a single-scene run uses (`stage2.optimize` is its
+one-scene case); this module adds what a batch needs around it: the bucket of a scene, the scenes padded to the
+bucket's sizes and stacked (device-count padding slots: copies whose results are dropped), the scene axis sharded
+over a Mesh (sharding.py), and the loop's progress restored from a checkpoint (`progress_from_arrays`; `on_chunk`
+hands it to the checkpointer after every chunk). The body model is shared, not copied per scene. A scene whose
+loss or gradient becomes non-finite fails alone with the OptimizationError stage2.optimize would raise.
 """
 
 from __future__ import annotations
@@ -19,11 +22,9 @@ import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
-from functools import partial
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from arthoi_jax import stage1, stage2
 from arthoi_jax.batch import checkpoint, sharding
@@ -32,11 +33,7 @@ from arthoi_jax.body.model import BodyModel
 from arthoi_jax.config import BodyConfig, RenderConfig, Stage2Config
 from arthoi_jax.errors import OptimizationError
 
-# "chunk" (next chunk), "losses" [n, iters], "failed" [n] bool, "failed_terms" [n, len(TERMS)] (the terms at the end
-# of the chunk a scene failed in, as stage2.optimize reports them), "state" (batched Stage2State): numpy arrays.
-Progress = dict
-TRACE_COUNT = {"steps": 0}  # traces (= compiles) of the batched step program, for tests and benchmarks
-PER_FRAME = ("body_pose", "global_orient", "transl", "object_delta")  # Stage2Params fields with a frame axis
+Progress = stage2.Progress  # see stage2.new_progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,28 +112,13 @@ def pad_data(data: stage2.Stage2Data, key: Stage2BucketKey) -> stage2.Stage2Data
         **frames)
 
 
-def _run_steps_batched(state, data, model, cfg, render_cfg, num_steps):
-    TRACE_COUNT["steps"] += 1  # runs once per trace, i.e. once per compile
-    one = lambda s, d: stage2.run_steps(s, d.replace(model=model), cfg=cfg, render_cfg=render_cfg,  # noqa: E731
-                                        num_steps=num_steps)
-    return jax.vmap(one)(state, data)
-
-
-# stage2.run_steps vmapped over a leading scene axis of state and data (data.model None: `model` is shared).
-run_steps_batched = jax.jit(_run_steps_batched, static_argnames=("cfg", "render_cfg", "num_steps"))
+TRACE_COUNT = stage2.TRACE_COUNT  # compiles of the batched step program
+run_steps_batched = stage2.run_steps_batched
 
 
 def initial_progress(datas: list[stage2.Stage2Data], key: Stage2BucketKey, num_slots: int, seed: int = 0) -> Progress:
-    """Progress before the first step: every slot starts where stage2.optimize starts (stage2.start_params of
-    its unpadded data, a fresh optimizer), the padded frames' parameters at zero."""
-    states = []
-    for d in datas + [datas[0]] * (num_slots - len(datas)):
-        p = stage2.start_params(d)
-        p = p.replace(**{k: _pad_axis(getattr(p, k), key.num_frames) for k in PER_FRAME})
-        states.append(stage2.init_state(p, key.stage2, seed))
-    return {"chunk": np.int64(0), "losses": np.zeros((num_slots, key.stage2.iters), np.float32),
-            "failed": np.zeros(num_slots, bool), "failed_terms": np.zeros((num_slots, len(stage2.TERMS)), np.float32),
-            "state": stage1.stack_trees(states)}
+    """stage2.new_progress of these scenes (unpadded Stage2Data) in bucket `key` with num_slots slots."""
+    return stage2.new_progress(datas, key.num_frames, num_slots, key.stage2, seed)
 
 
 def progress_from_arrays(arrays: dict, data: stage2.Stage2Data, key: Stage2BucketKey) -> Progress:
@@ -145,52 +127,17 @@ def progress_from_arrays(arrays: dict, data: stage2.Stage2Data, key: Stage2Bucke
     return checkpoint.progress_from_arrays(arrays, initial_progress([data], key, 1)["state"])
 
 
-def _scene_params(params: stage2.Stage2Params, s: int, T: int) -> stage2.Stage2Params:
-    """Slot s of batched parameters, cut to its T valid frames."""
-    p = jax.tree.map(lambda x: x[s], params)
-    return p.replace(**{k: getattr(p, k)[:T] for k in PER_FRAME})
-
-
 def optimize_batch(datas: list[stage2.Stage2Data], key: Stage2BucketKey, model: BodyModel,
                    mesh: jax.sharding.Mesh, *, seed: int = 0, resume: Progress | None = None,
                    on_chunk: Callable[[Progress, int], None] | None = None,
                    progress: bool = True) -> list[stage2.Stage2Result | OptimizationError]:
     """Stage II of every scene (Stage2Data of bucket `key`, as stage2.prepare builds them, all of `model`) in one
-    vmapped program sharded over `mesh`. on_chunk(progress, steps_run) is called after every chunk.
+    vmapped program sharded over `mesh`: the scenes padded to the bucket, the slot count rounded up to a multiple
+    of the device count, then stage2.optimize_scenes (see there for on_chunk and resume).
     Returns, per scene, its Stage2Result (as stage2.optimize with this seed) or its OptimizationError."""
-    cfg = key.stage2
     n = sharding.padded_scene_count(len(datas), mesh)
     padded = [pad_data(d, key) for d in datas]
     data_b = sharding.shard(stage1.stack_trees(padded + [padded[0]] * (n - len(datas))), mesh)
-    snap = resume if resume is not None else initial_progress(datas, key, n, seed)
-    state = sharding.shard(snap["state"], mesh)
-    chunks = math.ceil(cfg.iters / cfg.steps_per_chunk)
-    done = min(int(snap["chunk"]) * cfg.steps_per_chunk, cfg.iters)
-    bar = tqdm(total=cfg.iters, initial=done, desc=f"stage2 x{len(datas)}", disable=not progress,
-               dynamic_ncols=True)
-    run = partial(run_steps_batched, cfg=cfg, render_cfg=key.render)
-    for c in range(int(snap["chunk"]), chunks):
-        k = min(cfg.steps_per_chunk, cfg.iters - c * cfg.steps_per_chunk)
-        state, losses = run(state, data_b, model, num_steps=k)
-        host = sharding.to_host(state)
-        snap["losses"][:, c * cfg.steps_per_chunk: c * cfg.steps_per_chunk + k] = sharding.to_host(losses)
-        new = (host.bad_step >= 0) & ~snap["failed"]
-        snap["failed"][new], snap["failed_terms"][new] = True, host.terms[new]
-        snap.update(chunk=np.int64(c + 1), state=host)
-        if on_chunk is not None:
-            on_chunk(snap, k)
-        ok = host.bad_step[: len(datas)] < 0
-        bar.set_postfix(step=int(host.step.max()), failed=int((~ok).sum()),
-                        loss=f"{host.loss[: len(datas)][ok].mean() if ok.any() else 0.0:.4g}")
-        bar.update(k)
-    bar.close()
-    out = []
-    for s, d in enumerate(datas):
-        st = jax.tree.map(lambda x: x[s], snap["state"])
-        st = st.replace(params=_scene_params(snap["state"].params, s, d.images.shape[0]))
-        if snap["failed"][s]:
-            out.append(stage2.nonfinite_error(st.replace(terms=snap["failed_terms"][s])))
-        else:
-            out.append(stage2.result(jax.tree.map(jax.numpy.asarray, st.params), d, snap["losses"][s],
-                                     np.asarray(st.terms)))
-    return out
+    return stage2.optimize_scenes(datas, data_b, model, key.stage2, key.render, seed=seed,
+                                  put=lambda tree: sharding.shard(tree, mesh), get=sharding.to_host, resume=resume,
+                                  on_chunk=on_chunk, progress=progress)

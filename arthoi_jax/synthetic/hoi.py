@@ -2,7 +2,7 @@
 
 The person stands in front of the object (facing it, feet planted, knees bent for low handles) and one hand
 follows the handle's ground-truth trajectory: the spine, arm and legs are solved per frame by inverse kinematics
-through the body model (`synthetic.ik`), the feet held where they were planted. The body is one more mesh part
+through the body model (`body.ik`), the feet held where they were planted. The body is one more mesh part
 (id HUMAN_ID) of the object scene, so the mesh renderer draws human and object with correct occlusions.
 
 Ground truth beyond the object's: SMPL-X parameters per frame (`gt.human`), 2D hand keypoints with visibility
@@ -25,7 +25,7 @@ from arthoi_jax.body.model import BodyModel, BodyParams, forward_sequence, rest_
 from arthoi_jax.config import HmrSimConfig, SyntheticConfig
 from arthoi_jax.errors import ConfigError
 from arthoi_jax.io.bundle import HUMAN_ID, MOVING_PART_ID0, STATIC_PART_ID, SceneBundle, SmplxParams
-from arthoi_jax.synthetic import ik
+from arthoi_jax.body import ik
 from arthoi_jax.synthetic.hmr_sim import simulate_hmr
 from arthoi_jax.synthetic.scene import MeshPart, Scene, build_scene, render_bundle
 from arthoi_jax.synthetic.textures import Material

@@ -1,0 +1,48 @@
+"""Stage I's shared-joint refinement (arthoi_jax/stage1_joint.py): the grid path search and Adam over the shared
+axis, pivot and all frames' values, on the tiny analytic door."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from arthoi_jax import stage1, stage1_joint
+from arthoi_jax.metrics import axis_error_deg
+from tests.test_stage1 import CFG, RENDER, _setup
+
+
+def test_smooth_path_follows_the_cost_and_bridges_a_wrong_frame():
+    grid = np.linspace(-1.0, 1.0, 21)
+    truth = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # frames 1..6
+    cost = (grid[None] - truth[:, None]) ** 2
+    cost[3] = 0.2 - 0.2 * np.exp(-((grid + 0.6) ** 2) / 0.01)  # frame 4 alone has its minimum elsewhere
+    path = stage1_joint.smooth_path(cost, grid, weight=10.0)
+    np.testing.assert_allclose(path, np.concatenate([[0.0], truth]), atol=1e-9)
+    free = stage1_joint.smooth_path(cost, grid, weight=0.0)
+    assert free[4] == pytest.approx(-0.6)  # without the prior each frame takes its own minimum
+
+
+def test_smooth_path_monotone_never_turns_back():
+    grid = np.linspace(-1.0, 1.0, 21)
+    target = np.array([0.2, 0.4, 0.6, 0.3, 0.7])  # frame 4 dips
+    cost = (grid[None] - target[:, None]) ** 2
+    path = stage1_joint.smooth_path(cost, grid, weight=0.0, monotone=True)
+    assert np.all(np.diff(path) >= 0), path
+    assert stage1_joint.smooth_path(cost, grid, weight=0.0)[4] == pytest.approx(0.3)
+
+
+def test_refine_corrects_a_tilted_axis_with_all_frames():
+    b, seg = _setup("door", T=6)
+    cfg = dataclasses.replace(CFG, articulation="revolute", joint_iters=40, joint_lr_axis=5e-3,
+                              joint_lr_pivot=3e-3, joint_lr_value=3e-3)
+    p = stage1.prepare(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg,
+                       dataclasses.replace(cfg, joint_iters=0), RENDER, 0.05)
+    j = p.joints[0]
+    tilt = Rotation.from_rotvec([np.deg2rad(8.0), 0.0, 0.0]).as_matrix()
+    bad = dataclasses.replace(j, axis=tilt @ j.axis)
+    start = axis_error_deg(bad.axis, b.gt.axes[0])
+    refined = stage1.refine_joints(dataclasses.replace(p, joints=(bad,), cfg=cfg))
+    end = axis_error_deg(refined.joints[0].axis, b.gt.axes[0])
+    assert start > 6.0 and end < 0.6 * start, (start, end)  # 8 deg -> ~4 deg in 40 steps
+    np.testing.assert_allclose(np.asarray(refined.scene.joint_axis[0]), refined.joints[0].axis, atol=1e-6)
