@@ -285,9 +285,6 @@ def build_scene(seg: PartSegmentation, K: np.ndarray, image_hw: tuple[int, int],
     P = seg.num_parts
     h, w = render_size(*image_hw, cfg.render_downsample)
     K_render = np.diag([w / image_hw[1], h / image_hw[0], 1.0]) @ K
-    jt = np.array([REVOLUTE if (j.joint_type == "revolute") else PRISMATIC for j in joints] if joints else [0] * P)
-    axis = np.stack([j.axis for j in joints]) if joints else np.tile([0.0, 1.0, 0.0], (P, 1))
-    pivot = np.stack([j.pivot for j in joints]) if joints else np.zeros((P, 3))
     f32 = lambda x: jnp.asarray(x, jnp.float32)
     return Stage1Scene(
         gaussians=jax.tree.map(f32, g), valid=jnp.asarray(valid), weights=f32(weights),
@@ -296,8 +293,18 @@ def build_scene(seg: PartSegmentation, K: np.ndarray, image_hw: tuple[int, int],
         track_part=jnp.asarray(pad_rows(np.maximum(seg.track_labels, 0), _round_up(M)), jnp.int32),
         pairs=jnp.asarray(pad_rows(seg.binding_pairs.reshape(-1, 2), _round_up(E)), jnp.int32),
         pair_valid=jnp.asarray(np.arange(_round_up(E)) < E), binding_radius=f32(binding_radius_m),
-        K=f32(K), K_render=f32(K_render), joint_type=jnp.asarray(jt, jnp.int32), joint_axis=f32(axis),
-        joint_pivot=f32(pivot))
+        K=f32(K), K_render=f32(K_render), **joint_arrays(joints, P))
+
+
+def joint_arrays(joints: tuple[JointFit, ...] | None, num_parts: int) -> dict:
+    """Stage1Scene's joint fields of the fixed joints (None, free_se3: placeholders the step does not read):
+    joint_type [P] int32, joint_axis [P, 3] unit, joint_pivot [P, 3] metres."""
+    P = num_parts
+    jt = [REVOLUTE if j.joint_type == "revolute" else PRISMATIC for j in joints] if joints else [0] * P
+    axis = np.stack([j.axis for j in joints]) if joints else np.tile([0.0, 1.0, 0.0], (P, 1))
+    pivot = np.stack([j.pivot for j in joints]) if joints else np.zeros((P, 3))
+    return {"joint_type": jnp.asarray(jt, jnp.int32), "joint_axis": jnp.asarray(axis, jnp.float32),
+            "joint_pivot": jnp.asarray(pivot, jnp.float32)}
 
 
 def frame_arrays(frames: np.ndarray, object_masks: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -390,14 +397,7 @@ def refine_joints(p: Stage1Problem) -> Stage1Problem:
                           for t in range(1, T)])
     counts = np.stack([(p.visibility & (p.seg.track_labels == q + 1)[None]).sum(1) for q in range(P)], 1)
     joints, _ = stage1_joint.refine(p.joints, p.scene, frames, counts, p.cfg, p.render_cfg)
-    return dataclasses.replace(p, scene=_with_joints(p.scene, joints), joints=joints)
-
-
-def _with_joints(scene: Stage1Scene, joints: tuple[JointFit, ...]) -> Stage1Scene:
-    f32 = lambda x: jnp.asarray(np.stack(x), jnp.float32)
-    return scene.replace(joint_type=jnp.asarray([REVOLUTE if j.joint_type == "revolute" else PRISMATIC
-                                                 for j in joints], jnp.int32),
-                         joint_axis=f32([j.axis for j in joints]), joint_pivot=f32([j.pivot for j in joints]))
+    return dataclasses.replace(p, scene=p.scene.replace(**joint_arrays(joints, P)), joints=joints)
 
 
 def frame_inputs(p: Stage1Problem, t: int, num_tracks: int, poses: np.ndarray, values: np.ndarray) -> Stage1Frame:
@@ -450,12 +450,8 @@ def new_progress(num_slots: int, num_frames: int, num_parts: int) -> Progress:
             "failed_terms": np.zeros((n, len(TERMS)))}
 
 
-def _host(tree):
-    return jax.tree.map(np.asarray, tree)
-
-
-def optimize_scenes(problems: list[Stage1Problem], scenes: Stage1Scene, *, put: Callable = _host,
-                    get: Callable = _host, resume: Progress | None = None,
+def optimize_scenes(problems: list[Stage1Problem], scenes: Stage1Scene, *, put: Callable = jax.device_get,
+                    get: Callable = jax.device_get, resume: Progress | None = None,
                     on_chunk: Callable[[Progress, int], None] | None = None,
                     progress: bool = True) -> list[Stage1Result | OptimizationError]:
     """Stage I of several scenes of the same shapes (same cfg, render config, part count), vmapped.

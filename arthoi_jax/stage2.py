@@ -45,7 +45,7 @@ from arthoi_jax.config import RenderConfig, Stage2Config
 from arthoi_jax.errors import InputError, OptimizationError
 from arthoi_jax.render.rasterize import render
 from arthoi_jax.render.types import Camera
-from arthoi_jax.stage1 import Stage1Scene, move_gaussians
+from arthoi_jax.stage1 import Stage1Scene, move_gaussians, pad_rows, stack_trees
 
 TERMS = ("render", "prior", "foot", "smooth", "kinematic", "contact", "penetration", "object")
 HAND_JOINTS = np.array([[jn.joint_index(n) for n in (f"{s}_wrist",) + tuple(
@@ -523,24 +523,15 @@ def new_progress(datas: list[Stage2Data], num_frames: int, num_slots: int, cfg: 
     states = []
     for d in datas + [datas[0]] * (num_slots - len(datas)):
         p = start_params(d, cfg.align == "keypoints")
-        p = p.replace(**{k: _pad_frames(getattr(p, k), num_frames) for k in PER_FRAME})
+        p = p.replace(**{k: pad_rows(np.asarray(getattr(p, k)), num_frames) for k in PER_FRAME})
         states.append(init_state(p, cfg, seed))
     return {"chunk": np.int64(0), "losses": np.zeros((num_slots, cfg.iters), np.float32),
             "failed": np.zeros(num_slots, bool), "failed_terms": np.zeros((num_slots, len(TERMS)), np.float32),
-            "state": jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)}
-
-
-def _pad_frames(x, num_frames: int) -> np.ndarray:
-    x = np.asarray(x)
-    return np.concatenate([x, np.zeros((num_frames - len(x),) + x.shape[1:], x.dtype)])
-
-
-def _host(tree):
-    return jax.tree.map(np.asarray, tree)
+            "state": stack_trees(states)}
 
 
 def optimize_scenes(datas: list[Stage2Data], data_b: Stage2Data, model: BodyModel, cfg: Stage2Config,
-                    render_cfg: RenderConfig, *, seed: int = 0, put: Callable = jax.device_put, get: Callable = _host,
+                    render_cfg: RenderConfig, *, seed: int = 0, put: Callable = jax.device_put, get: Callable = jax.device_get,
                     resume: Progress | None = None, on_chunk: Callable[[Progress, int], None] | None = None,
                     progress: bool = True) -> list[Stage2Result | OptimizationError]:
     """Stage II of several scenes of the same shapes in one program: cfg.iters steps in chunks of
@@ -605,9 +596,8 @@ def optimize(data: Stage2Data, cfg: Stage2Config, render_cfg: RenderConfig, prog
     Raises OptimizationError naming the step and the non-finite quantities; its `last_good` holds the
     Stage2Params (by field name) before that step.
     """
-    data_b = jax.tree.map(lambda x: np.asarray(x)[None], data.replace(model=None))
-    out = optimize_scenes([data], jax.device_put(data_b), data.model, cfg, render_cfg, seed=seed,
-                          progress=progress)[0]
+    data_b = jax.tree.map(lambda x: jnp.asarray(x)[None], data.replace(model=None))  # a slot axis, on the device
+    out = optimize_scenes([data], data_b, data.model, cfg, render_cfg, seed=seed, progress=progress)[0]
     if isinstance(out, OptimizationError):
         raise out
     return out
