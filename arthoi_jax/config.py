@@ -196,6 +196,14 @@ class Stage2Config:
     contact_depth_band_m: float = bounded(0.05, 0.0, None, lo_open=True)
     # Each keypoint takes the nearest surface within this many pixels (the gripped edge, not the face behind it).
     contact_window_px: float = bounded(4.0, 0.0)
+    # Beyond the paper (false: its per-frame lifting): a grasp is rigid with the part it holds, so each hand's
+    # lifted keypoints are mapped into the held part's frame with Stage I's poses, outlier frames dropped, and the
+    # robust mean put back on every frame of the grasp, weighted by its support where it was not lifted
+    # (contact.anchor_keypoints). Session-3 HOI ground truth, hand-to-handle / MPJPE / foot sliding, off ->
+    # on: fridge 6.2 cm / 62.7 mm / 0.035 -> 4.7 / 58.4 / 0.062 (weight 1 on the filled keypoints: 3.3 / 82.5 /
+    # 0.135; that hand turns 125 deg against the door it holds), door 2.17 / 58.2 / 0.028 -> 2.60 / 60.0 / 0.053
+    # (weight 1: 2.07 / 59.2 / 0.038). Not a clear win: off (benchmarks/results/interaction_anchor_s3_base_C.json).
+    contact_anchor: bool = False
     # Start of the human-to-scene alignment (the paper optimizes its "camera parameters" from the HMR result and
     # says no more). keypoints: the body moved along the ray by the hand keypoints' depth gap, which also carries
     # the HMR arm error (bodies 28-32 cm towards the camera where the error was 15-20 cm); depth: by the frame-0
@@ -222,6 +230,19 @@ class Stage2Config:
     # the handle).
     penetration_radius_m: float = bounded(0.05, 0.0, None, lo_open=True)
     penetration_margin_m: float = bounded(0.002, 0.0)
+    # Beyond the paper (shell: the signed distance to the visible surface above): box tests every non-finger
+    # vertex against a solid box per moving part, the visible face plus a thickness prior (arthoi_jax.part_boxes,
+    # stage2_losses.box_penetration_loss). The shell misses a forearm that enters a face the camera never saw
+    # (fridge_hoi: 1-2 cm into the door's edge, 7 cm from the nearest Gaussian); penetration_margin_m applies.
+    # Its gradient reaches every parameter: through the body pose alone (global orientation, translation and
+    # alignment held) fridge_hoi ended at MPJPE 394 mm (PA-MPJPE 85), penetration 2.48 %, where the start had
+    # only the left arm in the door's box. Off in the HOI configs: on the s3 base (interaction_suite_s4_B.json
+    # vs interaction_suite_s4_B_off.json, margin 0) fridge 2.03 -> 0.54 % but MPJPE 62.7 -> 99.9 mm (the whole
+    # body 4 cm towards the camera); lid 0.26 -> 0.28 %, 65.2 -> 67.9 mm; door, drawer unchanged (their
+    # penetration is fingers in the handle bar, which has 1-5 Gaussians and is not in any box).
+    penetration_model: Literal["shell", "box"] = "shell"
+    penetration_thickness_m: float = bounded(0.05, 0.0, None, lo_open=True)
+    penetration_pad_m: float = bounded(0.0, 0.0)  # the boxes' in-plane growth past their Gaussians, each side
     steps_per_chunk: int = bounded(50, 1)
     # Ablation switches (Table 5).
     use_render_loss: bool = True
@@ -282,6 +303,10 @@ class PreprocessConfig:
     lk_levels: int = bounded(3, 0, 8)
     fb_threshold_px: float = bounded(1.0, 0.0, None, lo_open=True)  # forward-backward error that ends a track
     lk_max_error: float = bounded(10.0, 0.0, 255.0, lo_open=True)  # lk: mean grey-level change that ends a track
+    # lk: how a track's window follows the surface: translation (re-anchored), or an affine warp refined against
+    # frame 0 (preprocess/affine_lk.py). affine halves the endpoint error (benchmarks/tracking.py) but keeps fewer
+    # tracks: Stage I loses cabinet2's second door and the drawer gets no better, so it is not the default.
+    lk_warp: Literal["translation", "affine"] = "translation"
     # Depth of frame 0. auto: gt for synthetic bundles, file when `depth_path` is set, model when `depth_model`
     # is set, else geometry when a body is fitted (coarse: ground plane under the fitted feet, object at the
     # hand-contact / body depth; see preprocess/scene_depth.py), else constant. Relative (non-metric) model depth

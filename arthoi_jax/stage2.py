@@ -37,12 +37,17 @@ from tqdm import tqdm
 
 from arthoi_jax import joint_opt
 from arthoi_jax import stage2_losses as L
-from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body import ik
-from arthoi_jax.body.human_gaussians import HumanGaussianTemplate, pose_gaussians, sample_surface_gaussians
+from arthoi_jax.body import joint_names as jn
+from arthoi_jax.body.human_gaussians import (
+    HumanGaussianTemplate,
+    pose_gaussians,
+    sample_surface_gaussians,
+)
 from arthoi_jax.body.model import BodyModel, BodyParams, forward, forward_sequence
 from arthoi_jax.config import RenderConfig, Stage2Config
 from arthoi_jax.errors import InputError, OptimizationError
+from arthoi_jax.part_boxes import part_boxes
 from arthoi_jax.render.rasterize import render
 from arthoi_jax.render.types import Camera
 from arthoi_jax.stage1 import Stage1Scene, move_gaussians, pad_rows, stack_trees
@@ -90,6 +95,7 @@ class Stage2Data:
     foot_vertices: jnp.ndarray  # [F] int32
     foot_contact: jnp.ndarray  # [T, F] float: label of the foot joint each vertex follows
     body_points: jnp.ndarray  # [N] int32 vertices tested for penetration
+    part_boxes: jnp.ndarray  # [P + 1, 5, 3] solid boxes of the parts at frame 0 (penetration_model box; part_boxes)
     tracks: jnp.ndarray  # [T, M, 2] pixels (joint mode)
     track_vis: jnp.ndarray  # [T, M] bool
     # [T] bool; False for the frames a batch pads a scene with (arthoi_jax.batch.stage2_batch): they come after
@@ -178,7 +184,7 @@ def _render_frames(vertices, poses, data: Stage2Data, frames, render_cfg: Render
 
 def window(p: Stage2Params, data: Stage2Data, t0: jnp.ndarray, W: int) -> tuple[Stage2Params, Stage2Data]:
     """Frames [t0, t0 + W) of everything that has a frame axis (W static, t0 traced)."""
-    sl = lambda x: jax.lax.dynamic_slice_in_dim(x, t0, W, 0)  # noqa: E731
+    sl = lambda x: jax.lax.dynamic_slice_in_dim(x, t0, W, 0)
     p_w = p.replace(body_pose=sl(p.body_pose), global_orient=sl(p.global_orient), transl=sl(p.transl),
                     object_delta=sl(p.object_delta))
     init = jax.tree.map(sl, data.init.replace(betas=None)).replace(betas=data.init.betas)  # betas: no frame axis
@@ -227,14 +233,17 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
     if cfg.use_kinematic_loss:
         terms["kinematic"] = cfg.lambda_k * L.kinematic_loss(hands, data.keypoints, data.keypoint_weights,
                                                               cfg.kinematic_sigma_m)
-    if cfg.use_contact_loss or cfg.use_penetration_loss:
+    if cfg.use_contact_loss or (cfg.use_penetration_loss and cfg.penetration_model == "shell"):
         surf, normals = _surface(data, poses)
         valid = data.obj.valid[data.surface_idx]
     if cfg.use_contact_loss:
         per_hand = [L.contact_loss(hands[:, 21 * s: 21 * (s + 1)], surf, valid, data.hand_contact[:, s])
                     for s in range(2)]
         terms["contact"] = cfg.lambda_c * (per_hand[0] + per_hand[1])
-    if cfg.use_penetration_loss:
+    if cfg.use_penetration_loss and cfg.penetration_model == "box":
+        terms["penetration"] = cfg.lambda_pen * L.box_penetration_loss(verts[:, data.body_points], poses,
+                                                                       data.part_boxes, cfg.penetration_margin_m)
+    elif cfg.use_penetration_loss:
         terms["penetration"] = cfg.lambda_pen * L.penetration_loss(verts[:, data.body_points], surf, normals,
                                                                    valid, cfg.penetration_radius_m,
                                                                    cfg.penetration_margin_m)
@@ -265,7 +274,7 @@ def step(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cfg: Re
     grads = jax.tree.map(lambda g: jnp.where(ok, g, 0.0), grads)  # keep Adam's moments finite
     updates, opt_state = optimizer(cfg).update(grads, state.opt_state, state.params)
     good = ok & (state.bad_step < 0)  # after a bad step the parameters stay at the last good state
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)  # noqa: E731
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)
     first_bad = ~ok & (state.bad_step < 0)
     return Stage2State(
         params=keep(optax.apply_updates(state.params, updates), state.params),
@@ -291,7 +300,7 @@ TRACE_COUNT = {"steps": 0}  # traces (= compiles) of run_steps_batched, for test
 
 def _run_steps_batched(state, data, model, cfg, render_cfg, num_steps):
     TRACE_COUNT["steps"] += 1  # runs once per trace, i.e. once per compile
-    run = lambda s, d: run_steps(s, d.replace(model=model), cfg=cfg, render_cfg=render_cfg,  # noqa: E731
+    run = lambda s, d: run_steps(s, d.replace(model=model), cfg=cfg, render_cfg=render_cfg,
                                  num_steps=num_steps)
     if state.step.shape[0] == 1:
         # One slot: run_steps' own program. Vmapped over an axis of 1 a step took 1.4x the CPU time (48x36 renders):
@@ -394,7 +403,11 @@ def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_mas
     owner = np.argmax(np.asarray(model.weights), axis=1)
     candidates = np.flatnonzero(~np.isin(owner, FINGER_JOINTS))
     body_points = np.sort(rng.choice(candidates, min(cfg.body_points, len(candidates)), replace=False))
-    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    if cfg.penetration_model == "box":  # no [N, S] table: every non-finger vertex is cheap to test
+        body_points = candidates
+    boxes = part_boxes(means[valid], np.asarray(obj.part_of)[valid], np.asarray(poses).shape[1],
+                       cfg.penetration_thickness_m, cfg.penetration_pad_m)
+    f32 = lambda x: jnp.asarray(x, jnp.float32)
     obj_cols = np.concatenate([np.asarray(obj.gaussians.colors)[:, :3], np.zeros((valid.shape[0], 1))], -1)
     return Stage2Data(
         model=model, init=init, template=template, images=f32(_resize(frames, (h, w))) / 255.0,
@@ -403,7 +416,8 @@ def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_mas
         surface_normals0=f32(normals), keypoints=f32(keypoints.reshape(T, 42, 3)),
         keypoint_weights=f32(keypoint_weights.reshape(T, 42)), hand_contact=f32(hand_contact),
         foot_vertices=jnp.asarray(foot_idx, jnp.int32), foot_contact=f32(foot_lab),
-        body_points=jnp.asarray(body_points, jnp.int32), tracks=f32(tracks), track_vis=jnp.asarray(track_vis),
+        body_points=jnp.asarray(body_points, jnp.int32), part_boxes=f32(boxes), tracks=f32(tracks),
+        track_vis=jnp.asarray(track_vis),
         frame_valid=jnp.ones(T, bool),
         T_cam_world=f32(np.tile(np.eye(4), (T, 1, 1)) if T_cam_world is None else T_cam_world))
 
@@ -665,6 +679,36 @@ def object_depth(obj: Stage1Scene, poses: np.ndarray, K: np.ndarray, image_hw: t
     return np.stack([np.asarray(a) for a, _ in out]), np.stack([np.asarray(d) for _, d in out])
 
 
+def contact_keypoints(bundle, obj: Stage1Scene, poses: np.ndarray, contact: np.ndarray, cfg: Stage2Config,
+                      render_cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Contact keypoints [T, 2, 21, 3] (world metres) and weights [T, 2, 21] of a bundle's hand keypoints on the
+    contact frames contact [T, 2], lifted with the render of the object at part poses [T, P, 4, 4]
+    (contact.lift_keypoints); with cfg.contact_anchor, held rigid in the held part's frame
+    (contact.anchor_keypoints)."""
+    from arthoi_jax import contact as contact_lib
+
+    H, W = bundle.human_masks.shape[1:]
+    K = np.asarray(bundle.K, np.float64)
+    # Lifted over the moving part's render only: behind a hand the whole object often shows the static body
+    # (the cabinet behind a drawer handle), 10-30 cm behind the touched handle (drawer_hoi).
+    alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg, moving_only=True,
+                                T_cam_world=bundle.T_cam_world)
+    kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
+                                        (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m,
+                                        cfg.contact_depth_band_m, cfg.contact_window_px)
+    if bundle.T_cam_world is not None:  # lifted in camera t -> world
+        inv = np.linalg.inv(np.asarray(bundle.T_cam_world, np.float64))
+        kp = np.where(kw[..., None] > 0, np.einsum("tij,tknj->tkni", inv[:, :3, :3], kp)
+                      + inv[:, None, None, :3, 3], 0.0).astype(kp.dtype)
+    if cfg.contact_anchor and poses.shape[1] > 0:
+        means, part_of = np.asarray(obj.gaussians.means), np.asarray(obj.part_of)
+        valid = np.asarray(obj.valid)
+        parts = [means[valid & (part_of == p + 1)] for p in range(poses.shape[1])]
+        hand_part = contact_lib.held_part(kp, kw, poses, parts)
+        kp, kw = contact_lib.anchor_keypoints(kp, kw, contact, poses, hand_part)
+    return kp, kw
+
+
 def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config, stage1_cfg, render_cfg: RenderConfig,
             binding_radius_m: float, contact: np.ndarray | None = None) -> Stage2Data:
     """Stage2Data of a scene bundle with a human, its segmentation and the object part poses [T, P, 4, 4]
@@ -688,17 +732,7 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
         contact = contact_lib.detect_contact_frames(bundle.hand_keypoints, bundle.hand_keypoint_conf,
                                                     seg.part_masks.any(axis=1), cfg.contact_conf,
                                                     cfg.contact_radius_px)
-    # Lifted over the moving part's render only: behind a hand the whole object often shows the static body
-    # (the cabinet behind a drawer handle), 10-30 cm behind the touched handle (drawer_hoi).
-    alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg, moving_only=True,
-                                T_cam_world=bundle.T_cam_world)
-    kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
-                                        (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m,
-                                        cfg.contact_depth_band_m, cfg.contact_window_px)
-    if bundle.T_cam_world is not None:  # lifted in camera t -> world
-        inv = np.linalg.inv(np.asarray(bundle.T_cam_world, np.float64))
-        kp = np.where(kw[..., None] > 0, np.einsum("tij,tknj->tkni", inv[:, :3, :3], kp)
-                      + inv[:, None, None, :3, 3], 0.0).astype(kp.dtype)
+    kp, kw = contact_keypoints(bundle, obj, poses, contact, cfg, render_cfg)
     M = obj.track_points.shape[0]
     tracks = np.zeros((T, M, 2), np.float32)
     vis = np.zeros((T, M), bool)

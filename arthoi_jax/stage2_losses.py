@@ -108,3 +108,18 @@ def penetration_loss(points: jnp.ndarray, surface: jnp.ndarray, normals: jnp.nda
 
     # One frame at a time: the [N, S] distance table of every frame at once would not fit in memory.
     return jnp.sum(jax.lax.map(frame, (points, surface, normals)))
+
+
+def box_penetration_loss(points: jnp.ndarray, poses: jnp.ndarray, boxes: jnp.ndarray, margin: float = 0.0
+                         ) -> jnp.ndarray:
+    """Body points inside the parts' solid boxes (arthoi_jax.part_boxes): the squared depth past `margin` to the
+    nearest box face, summed over points, parts and frames (each penetrating vertex counts). The gradient pushes
+    a point out through that face. points [T, N, 3] world metres; poses [T, P, 4, 4] moving part p + 1 from
+    frame 0 to frame t; boxes [P + 1, 5, 3] frame 0 (centre, axes as rows, half extents; 0 = static)."""
+    eye = jnp.broadcast_to(jnp.eye(4, dtype=poses.dtype), poses.shape[:1] + (1, 4, 4))
+    all_poses = jnp.concatenate([eye, poses], 1)  # [T, P + 1, 4, 4]
+    R, t = all_poses[..., :3, :3], all_poses[..., :3, 3]
+    x0 = jnp.einsum("tpji,tpnj->tpni", R, points[:, None] - t[:, :, None])  # back to frame 0 (R^T (x - t))
+    q = jnp.einsum("pkj,tpnj->tpnk", boxes[:, 1:4], x0 - boxes[None, :, None, 0])  # box coordinates
+    depth = jnp.min(boxes[None, :, None, 4] - jnp.abs(q), -1)  # [T, P + 1, N] > 0 inside
+    return jnp.sum(jnp.maximum(depth - margin, 0.0) ** 2)

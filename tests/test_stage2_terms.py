@@ -12,6 +12,7 @@ import pytest
 from arthoi_jax import stage2
 from arthoi_jax import stage2_losses as L
 from arthoi_jax.config import Stage2Config
+from arthoi_jax.part_boxes import part_boxes
 
 STEP = 0.02  # metres between surface samples
 
@@ -108,3 +109,61 @@ def test_learning_rates_decay_over_the_last_fraction_only():
     np.testing.assert_allclose(decayed[:7], paper[:7], rtol=1e-6)
     assert decayed[-1, 0] == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * 2 / 3))), rel=1e-3)
     assert np.all(np.diff(decayed[7:, 0]) < 0)
+
+
+def _door_part():
+    """A door face 0.6 x 1.0 m at z = 2 (seen by the camera at the origin, depth axis +z) sampled every STEP as
+    part 1, with a handle bar 5 cm in front of it (part 1 too) and 20 static points (part 0)."""
+    x, y = _grid(np.arange(-0.3, 0.3 + 1e-9, STEP), np.arange(-0.5, 0.5 + 1e-9, STEP))
+    face = np.stack([x, y, np.full_like(x, 2.0)], -1)
+    handle = np.stack([np.full(6, 0.25), np.linspace(-0.1, 0.1, 6), np.full(6, 1.95)], -1)
+    static = np.random.default_rng(0).uniform([-1, -1, 2.0], [1, 1, 2.5], (20, 3))
+    means = np.concatenate([face, handle, static]).astype(np.float32)
+    part = np.concatenate([np.ones(len(face) + len(handle), int), np.zeros(len(static), int)])
+    return means, part
+
+
+def test_part_box_is_the_face_plus_a_thickness_behind_it_without_the_handle():
+    means, part = _door_part()
+    boxes = part_boxes(means, part, 1, thickness_m=0.05, pad_m=0.01)
+    np.testing.assert_allclose(boxes[0, 4], 0.0)  # the static body: no box
+    centre, axes, half = boxes[1, 0], boxes[1, 1:4], boxes[1, 4]
+    np.testing.assert_allclose(axes[2], [0.0, 0.0, 1.0], atol=1e-4)  # depth axis away from the camera
+    np.testing.assert_allclose(centre[2] - half[2], 2.0, atol=1e-3)  # front = the face, not the handle (1.95)
+    np.testing.assert_allclose(2 * half[2], 0.05, atol=1e-3)
+    size = np.sort(2 * half[:2])  # the face's 2-98 % extents grown by the 1 cm pad on each side
+    face = np.array([0.6, 1.0])
+    assert np.all(size >= 0.96 * face + 0.02 - 1e-3) and np.all(size <= face + 0.02 + 1e-3)
+
+
+def _box_loss(x, poses, boxes, margin=0.0):
+    return L.box_penetration_loss(jnp.asarray(x, jnp.float32)[None], jnp.asarray(poses, jnp.float32)[None],
+                                  jnp.asarray(boxes), margin)
+
+
+@pytest.mark.parametrize("point, depth", [((0.0, 0.0, 2.01), 0.01), ((0.0, 0.0, 2.04), 0.01),
+                                          ((0.0, 0.0, 1.99), 0.0), ((0.0, 0.0, 2.06), 0.0), ((0.5, 0.0, 2.02), 0.0)])
+def test_box_penetration_is_the_squared_depth_to_the_nearest_face(point, depth):
+    means, part = _door_part()
+    boxes = part_boxes(means, part, 1, thickness_m=0.05, pad_m=0.0)
+    loss = float(_box_loss([point], np.eye(4)[None], boxes))
+    np.testing.assert_allclose(loss, depth**2, atol=1e-8)
+    np.testing.assert_allclose(float(_box_loss([point], np.eye(4)[None], boxes, margin=0.004)),
+                               max(depth - 0.004, 0.0) ** 2, atol=1e-8)
+
+
+def test_box_penetration_follows_the_part_pose_and_its_gradient_pushes_out():
+    means, part = _door_part()
+    boxes = part_boxes(means, part, 1, thickness_m=0.05, pad_m=0.0)
+    pose = np.eye(4)
+    pose[:3, 3] = [0.0, 0.0, -0.5]  # the door moved 0.5 m towards the camera
+    x = np.array([[0.05, 0.1, 1.51], [0.05, 0.1, 2.01]])  # inside the moved door 1 cm; where it was: outside
+    assert float(_box_loss(x[1:], pose[None], boxes)) == 0.0
+    f = jax.jit(lambda p: _box_loss(p, pose[None], boxes))
+    g = np.asarray(jax.grad(f)(jnp.asarray(x[:1], jnp.float32)))
+    np.testing.assert_allclose(g[0], [0.0, 0.0, 2 * 0.01], atol=1e-5)  # descent moves it to -z: out the front
+    for k in range(3):  # central differences: exact on the quadratic while the step stays off the box's edges
+        e = np.zeros((1, 3))
+        e[0, k] = 1e-3
+        fd = (float(f(jnp.asarray(x[:1] + e, jnp.float32))) - float(f(jnp.asarray(x[:1] - e, jnp.float32)))) / 2e-3
+        np.testing.assert_allclose(fd, g[0, k], atol=1e-5)

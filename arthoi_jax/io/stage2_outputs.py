@@ -12,7 +12,11 @@ import numpy as np
 from arthoi_jax import interaction_metrics as im
 from arthoi_jax import metrics
 from arthoi_jax.io import media
-from arthoi_jax.io.human_motion import load_hoi_truth, load_human_motion, save_human_motion
+from arthoi_jax.io.human_motion import (
+    load_hoi_truth,
+    load_human_motion,
+    save_human_motion,
+)
 from arthoi_jax.io.outputs import conventions, write_json
 
 log = logging.getLogger("arthoi_jax")
@@ -98,7 +102,11 @@ def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -
 
     from arthoi_jax.body.model import BodyParams, forward_sequence, params_from_smplx
     from arthoi_jax.io.body_model_file import load_body_model
-    from arthoi_jax.synthetic.hoi import FOOT_JOINT_INDEX, GRIP_JOINT, HAND_KEYPOINT_INDEX
+    from arthoi_jax.synthetic.hoi import (
+        FOOT_JOINT_INDEX,
+        GRIP_JOINT,
+        HAND_KEYPOINT_INDEX,
+    )
 
     if not (stage2_dir / "human_motion.npz").exists():
         log.info("evaluate_hoi: no Stage II result (no person in the scene); nothing to do")
@@ -118,6 +126,9 @@ def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -
     motions = {"stage2": (s * np.asarray(o.vertices) + off, s * np.asarray(o.joints) + off)}
     oi = forward_sequence(model, params_from_smplx(model, bundle.smplx_init))
     motions["init"] = (np.asarray(oi.vertices), np.asarray(oi.joints))
+    if bundle.gt is not None and bundle.gt.human is not None:  # the ground truth, scored as the estimates are
+        og = forward_sequence(model, params_from_smplx(model, bundle.gt.human))
+        motions["gt"] = (np.asarray(og.vertices), np.asarray(og.joints))
     report = {"thresholds": {"foot_contact_m": im.FOOT_CONTACT_M, "foot_slide_m_per_frame": im.FOOT_SLIDE_M_PER_FRAME,
                              "contact_m": im.CONTACT_M, "metric_fps": im.METRIC_FPS}}
     if truth is None:
@@ -125,9 +136,7 @@ def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -
             report[name] = {"smoothness_m_per_s": im.smoothness(joints[:, : im.NUM_BODY_JOINTS], bundle.fps)}
         write_json(out / "metrics.json", report)
         return
-    gt_joints = None
-    if bundle.gt is not None and bundle.gt.human is not None:
-        gt_joints = np.asarray(forward_sequence(model, params_from_smplx(model, bundle.gt.human)).joints)
+    gt_joints = motions["gt"][1] if "gt" in motions else None
     side = 0 if truth.hand == "left" else 1
     from arthoi_jax.body.joint_names import joint_index
 

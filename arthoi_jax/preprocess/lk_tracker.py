@@ -11,12 +11,12 @@ and bias compensation (an occluder sliding over the point keeps the round trip c
 window's content; a part turning in the light only changes its brightness), or when it leaves the image. An ended
 track keeps its last position. LK (`track_points`) then re-anchors every frame to frame 0 (`_Template`), so the
 small errors of the frame-to-frame steps do not add up: on the synthetic door, fridge and cabinet this halves the
-median endpoint error (benchmarks/tracking.py, lk vs lk_chain).
+median endpoint error (benchmarks/tracking.py, lk vs lk_chain). `warp="affine"` instead follows each track's
+frame-0 window with an affine warp refined against frame 0 (preprocess/affine_lk.py), for surfaces that turn or
+scale (foreshortening), which a square window stops matching.
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -53,7 +53,7 @@ def check_points(points: np.ndarray, height: int, width: int, name: str) -> np.n
 
 def track_points(frames: np.ndarray, queries: np.ndarray, *, window_px: int = 21, levels: int = 3,
                  fb_threshold_px: float = 1.0, max_patch_error: float = 10.0,
-                 anchor: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                 anchor: bool = True, warp: str = "translation") -> tuple[np.ndarray, np.ndarray]:
     """Tracks frame-0 points through a video.
 
     Args:
@@ -64,15 +64,27 @@ def track_points(frames: np.ndarray, queries: np.ndarray, *, window_px: int = 21
       max_patch_error: largest mean absolute grey-level difference (0..255) between the matched windows (at most
         ANCHOR_WINDOW_PX wide) after matching their mean and contrast (`_patch_error`).
       anchor: refine every frame's positions against frame 0 (`_Template`) so errors do not add up.
+      warp: "translation" (the above) or "affine": every track's frame-0 window follows an affine warp refined
+        against frame 0 (`affine_lk.track_points_affine`; `anchor` is then unused).
     Returns:
       tracks [T, N, 2] float32 (x, y) pixels (row 0 equals the queries) and visibility [T, N] bool.
     Raises:
-      InputError: malformed frames, or a query outside the image.
+      InputError: malformed frames, a query outside the image, or an unknown warp.
     """
     check_frames(frames)
     T, H, W, _ = frames.shape
     q = check_points(queries, H, W, "queries")
+    if warp not in ("translation", "affine"):
+        raise InputError(f"warp: expected 'translation' or 'affine', got {warp!r}")
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    if warp == "affine":
+        from arthoi_jax.preprocess.affine_lk import (
+            track_points_affine,  # imports this module's helpers
+        )
+
+        tracks, vis = track_points_affine(grey, (q - 0.5).astype(np.float32), window_px=window_px, levels=levels,
+                                          fb_threshold_px=fb_threshold_px, max_patch_error=max_patch_error)
+        return tracks + np.float32(0.5), vis
     lk = dict(winSize=(window_px, window_px), maxLevel=levels,
               criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 0.003))
     q0 = (q - 0.5).astype(np.float32)  # OpenCV coordinates
@@ -229,6 +241,11 @@ class _LocalAffine:
         _, j = self.tree.query(x)
         return np.einsum("qi,qij->qj", np.concatenate([x - self.src[j], np.ones((len(x), 1))], 1), self.A[j])
 
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
+        """d(position + displacement)/d position [Q, 2, 2] at points x [Q, 2], of the nearest track's map."""
+        _, j = self.tree.query(x)
+        return np.eye(2) + np.swapaxes(self.A[j, :2], 1, 2)
+
 
 def _bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """img [h, w] float32 sampled at [N, 2] (x, y) array positions -> [N]."""
@@ -236,7 +253,7 @@ def _bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE).ravel()
 
 
-def grid_queries(mask: np.ndarray, step_px: int, *, max_points: Optional[int] = None,
+def grid_queries(mask: np.ndarray, step_px: int, *, max_points: int | None = None,
                  erode_px: int = 0, allow_empty: bool = False) -> np.ndarray:
     """Pixel centres on a regular grid inside a mask: [N, 2] float32 (x, y), row-major order.
 
@@ -268,7 +285,7 @@ def grid_queries(mask: np.ndarray, step_px: int, *, max_points: Optional[int] = 
     return pts
 
 
-def _dis() -> "cv2.DISOpticalFlow":
+def _dis() -> cv2.DISOpticalFlow:
     # MEDIUM preset refined down to full resolution (finest scale 0) with more variational iterations:
     # measured on the synthetic scenes (benchmarks/tracking.py) this halves the endpoint error of the preset.
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)

@@ -325,7 +325,8 @@ def flow_tracker(cfg: PreprocessConfig, method: str) -> Tracker:
         if method == "dense":
             return track_points_dense(frames, queries, fb_threshold_px=cfg.fb_threshold_px)
         return track_points(frames, queries, window_px=cfg.lk_window_px, levels=cfg.lk_levels,
-                            fb_threshold_px=cfg.fb_threshold_px, max_patch_error=cfg.lk_max_error)
+                            fb_threshold_px=cfg.fb_threshold_px, max_patch_error=cfg.lk_max_error,
+                            warp=cfg.lk_warp)
     return track
 
 
