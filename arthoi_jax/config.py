@@ -202,7 +202,9 @@ class Stage2Config:
     # (contact.anchor_keypoints). Session-3 HOI ground truth, hand-to-handle / MPJPE / foot sliding, off ->
     # on: fridge 6.2 cm / 62.7 mm / 0.035 -> 4.7 / 58.4 / 0.062 (weight 1 on the filled keypoints: 3.3 / 82.5 /
     # 0.135; that hand turns 125 deg against the door it holds), door 2.17 / 58.2 / 0.028 -> 2.60 / 60.0 / 0.053
-    # (weight 1: 2.07 / 59.2 / 0.038). Not a clear win: off (benchmarks/results/interaction_anchor_s3_base_C.json).
+    # (weight 1: 2.07 / 59.2 / 0.038). Session-4 ground truth (the hand grips round the bar), fridge: 10.59 cm /
+    # 65.0 mm / penetration 3.51 % -> 5.87 / 70.8 / 2.15 % (interaction_suite_s4{,_anchor_fridge}.json; the other
+    # objects unmeasured). Not a clear win: off (benchmarks/results/interaction_anchor_s3_base_C.json).
     contact_anchor: bool = False
     # Start of the human-to-scene alignment (the paper optimizes its "camera parameters" from the HMR result and
     # says no more). keypoints: the body moved along the ray by the hand keypoints' depth gap, which also carries
