@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from arthoi_jax.geometry.boxes import box_frames
+
 FOOT_SLIDE_M_PER_FRAME = 0.001
 FOOT_CONTACT_M = 0.02
 CONTACT_M = 0.02
@@ -52,14 +54,6 @@ def foot_sliding(foot: np.ndarray, up: np.ndarray, floor_offset: float, stand_he
     score = (n_slide / n_contact) * mean_cm if n_contact else 0.0
     return {"score": score, "sliding_ratio": n_slide / max(n_contact, 1), "mean_sliding_cm": mean_cm,
             "contact_steps": n_contact, "floor_gap_cm": float(100 * np.median(gap))}
-
-
-def box_frames(boxes: np.ndarray):
-    """[..., 4, 3] corners -> origin [..., 3], unit axes [..., 3, 3] (rows), half extents [..., 3]."""
-    v0 = boxes[..., 0, :]
-    edges = boxes[..., 1:, :] - v0[..., None, :]
-    length = np.linalg.norm(edges, axis=-1)
-    return v0, edges / length[..., None], length / 2
 
 
 def box_distance(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -39,11 +39,7 @@ from arthoi_jax import joint_opt
 from arthoi_jax import stage2_losses as L
 from arthoi_jax.body import ik
 from arthoi_jax.body import joint_names as jn
-from arthoi_jax.body.human_gaussians import (
-    HumanGaussianTemplate,
-    pose_gaussians,
-    sample_surface_gaussians,
-)
+from arthoi_jax.body.human_gaussians import HumanGaussianTemplate, pose_gaussians, sample_surface_gaussians
 from arthoi_jax.body.model import BodyModel, BodyParams, forward, forward_sequence
 from arthoi_jax.config import RenderConfig, Stage2Config
 from arthoi_jax.errors import InputError, OptimizationError
@@ -184,7 +180,7 @@ def _render_frames(vertices, poses, data: Stage2Data, frames, render_cfg: Render
 
 def window(p: Stage2Params, data: Stage2Data, t0: jnp.ndarray, W: int) -> tuple[Stage2Params, Stage2Data]:
     """Frames [t0, t0 + W) of everything that has a frame axis (W static, t0 traced)."""
-    sl = lambda x: jax.lax.dynamic_slice_in_dim(x, t0, W, 0)
+    sl = lambda x: jax.lax.dynamic_slice_in_dim(x, t0, W, 0)  # noqa: E731
     p_w = p.replace(body_pose=sl(p.body_pose), global_orient=sl(p.global_orient), transl=sl(p.transl),
                     object_delta=sl(p.object_delta))
     init = jax.tree.map(sl, data.init.replace(betas=None)).replace(betas=data.init.betas)  # betas: no frame axis
@@ -274,7 +270,7 @@ def step(state: Stage2State, data: Stage2Data, cfg: Stage2Config, render_cfg: Re
     grads = jax.tree.map(lambda g: jnp.where(ok, g, 0.0), grads)  # keep Adam's moments finite
     updates, opt_state = optimizer(cfg).update(grads, state.opt_state, state.params)
     good = ok & (state.bad_step < 0)  # after a bad step the parameters stay at the last good state
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)  # noqa: E731
     first_bad = ~ok & (state.bad_step < 0)
     return Stage2State(
         params=keep(optax.apply_updates(state.params, updates), state.params),
@@ -300,7 +296,7 @@ TRACE_COUNT = {"steps": 0}  # traces (= compiles) of run_steps_batched, for test
 
 def _run_steps_batched(state, data, model, cfg, render_cfg, num_steps):
     TRACE_COUNT["steps"] += 1  # runs once per trace, i.e. once per compile
-    run = lambda s, d: run_steps(s, d.replace(model=model), cfg=cfg, render_cfg=render_cfg,
+    run = lambda s, d: run_steps(s, d.replace(model=model), cfg=cfg, render_cfg=render_cfg,  # noqa: E731
                                  num_steps=num_steps)
     if state.step.shape[0] == 1:
         # One slot: run_steps' own program. Vmapped over an axis of 1 a step took 1.4x the CPU time (48x36 renders):
@@ -402,12 +398,13 @@ def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_mas
     # whose back is not seen) they are "behind the surface" without being inside (door_hoi's ground truth).
     owner = np.argmax(np.asarray(model.weights), axis=1)
     candidates = np.flatnonzero(~np.isin(owner, FINGER_JOINTS))
-    body_points = np.sort(rng.choice(candidates, min(cfg.body_points, len(candidates)), replace=False))
     if cfg.penetration_model == "box":  # no [N, S] table: every non-finger vertex is cheap to test
         body_points = candidates
+    else:
+        body_points = np.sort(rng.choice(candidates, min(cfg.body_points, len(candidates)), replace=False))
     boxes = part_boxes(means[valid], np.asarray(obj.part_of)[valid], np.asarray(poses).shape[1],
                        cfg.penetration_thickness_m, cfg.penetration_pad_m)
-    f32 = lambda x: jnp.asarray(x, jnp.float32)
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     obj_cols = np.concatenate([np.asarray(obj.gaussians.colors)[:, :3], np.zeros((valid.shape[0], 1))], -1)
     return Stage2Data(
         model=model, init=init, template=template, images=f32(_resize(frames, (h, w))) / 255.0,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from arthoi_jax.geometry.boxes import box_sdf
+
 PENETRATION_NEIGHBOURS = 4  # surface points that must all see a body point behind them (see penetration_loss)
 
 
@@ -120,6 +122,7 @@ def box_penetration_loss(points: jnp.ndarray, poses: jnp.ndarray, boxes: jnp.nda
     all_poses = jnp.concatenate([eye, poses], 1)  # [T, P + 1, 4, 4]
     R, t = all_poses[..., :3, :3], all_poses[..., :3, 3]
     x0 = jnp.einsum("tpji,tpnj->tpni", R, points[:, None] - t[:, :, None])  # back to frame 0 (R^T (x - t))
-    q = jnp.einsum("pkj,tpnj->tpnk", boxes[:, 1:4], x0 - boxes[None, :, None, 0])  # box coordinates
-    depth = jnp.min(boxes[None, :, None, 4] - jnp.abs(q), -1)  # [T, P + 1, N] > 0 inside
-    return jnp.sum(jnp.maximum(depth - margin, 0.0) ** 2)
+    # Each part's box on its own (sdf of a one-box union): a vertex inside two boxes counts twice.
+    sdf = jax.vmap(jax.vmap(box_sdf, in_axes=(0, 0, 0, 0)), in_axes=(0, None, None, None))(
+        x0, boxes[:, None, 0], boxes[:, None, 1:4], boxes[:, None, 4])  # [T, P + 1, N] < 0 inside
+    return jnp.sum(jnp.maximum(-sdf - margin, 0.0) ** 2)

@@ -20,6 +20,7 @@ from flax import struct
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body import lbs
 from arthoi_jax.body.model import BodyModel, BodyParams, full_pose, rest_joints
+from arthoi_jax.geometry.boxes import box_frames, box_sdf
 
 SPINE = ("spine1", "spine2", "spine3")
 
@@ -51,24 +52,11 @@ class Clearance:
 
 def clearance(vertices: np.ndarray, boxes: np.ndarray, margin: float = 0.003, weight: float = 100.0) -> Clearance:
     """A Clearance of the vertex indices [K] from boxes [T, B, 4, 3] (corner 0 and its three neighbours, as
-    `interaction_metrics.box_frames`)."""
-    boxes = np.asarray(boxes, np.float64)
-    v0 = boxes[..., 0, :]
-    edges = boxes[..., 1:, :] - v0[..., None, :]
-    length = np.linalg.norm(edges, axis=-1)
-    axes, half = edges / length[..., None], length / 2
+    `geometry.boxes.box_frames`)."""
+    v0, axes, half = box_frames(np.asarray(boxes, np.float64))
     centre = v0 + np.einsum("tbk,tbkj->tbj", half, axes)
-    f = lambda x: jnp.asarray(x, jnp.float32)
+    f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     return Clearance(jnp.asarray(vertices, jnp.int32), f(centre), f(axes), f(half), margin, weight)
-
-
-def box_sdf(points: jnp.ndarray, centre: jnp.ndarray, axes: jnp.ndarray, half: jnp.ndarray) -> jnp.ndarray:
-    """Signed distance (m, < 0 inside) of points [K, 3] to the union of boxes (centre [B, 3], axes [B, 3, 3],
-    half [B, 3]) -> [K]; differentiable everywhere (the outside norm is smoothed by 1e-12 m^2)."""
-    q = jnp.einsum("bkj,nbj->nbk", axes, points[:, None] - centre[None])
-    d = jnp.abs(q) - half[None]
-    outside = jnp.sqrt(jnp.sum(jnp.maximum(d, 0.0) ** 2, -1) + 1e-12)
-    return jnp.min(outside + jnp.minimum(d.max(-1), 0.0), axis=-1)
 
 
 def skeleton_joints(model: BodyModel, params: BodyParams) -> jnp.ndarray:

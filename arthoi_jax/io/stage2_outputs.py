@@ -12,11 +12,7 @@ import numpy as np
 from arthoi_jax import interaction_metrics as im
 from arthoi_jax import metrics
 from arthoi_jax.io import media
-from arthoi_jax.io.human_motion import (
-    load_hoi_truth,
-    load_human_motion,
-    save_human_motion,
-)
+from arthoi_jax.io.human_motion import load_hoi_truth, load_human_motion, save_human_motion
 from arthoi_jax.io.outputs import conventions, write_json
 
 log = logging.getLogger("arthoi_jax")
@@ -102,11 +98,7 @@ def evaluate_hoi(cfg, bundle, generate_dir: Path, stage2_dir: Path, out: Path) -
 
     from arthoi_jax.body.model import BodyParams, forward_sequence, params_from_smplx
     from arthoi_jax.io.body_model_file import load_body_model
-    from arthoi_jax.synthetic.hoi import (
-        FOOT_JOINT_INDEX,
-        GRIP_JOINT,
-        HAND_KEYPOINT_INDEX,
-    )
+    from arthoi_jax.synthetic.hoi import FOOT_JOINT_INDEX, GRIP_JOINT, HAND_KEYPOINT_INDEX
 
     if not (stage2_dir / "human_motion.npz").exists():
         log.info("evaluate_hoi: no Stage II result (no person in the scene); nothing to do")

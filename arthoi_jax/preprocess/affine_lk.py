@@ -160,7 +160,4 @@ class _AffineTemplate:
                     Lb: np.ndarray) -> np.ndarray:
         """Mean absolute grey difference (0..255) between the windows warped by (ca, La) from frame a and by
         (cb, Lb) from frame b, after matching the latter's mean and standard deviation -> [n]."""
-        a, b = self._warped(grey_a, ca, La), self._warped(grey_b, cb, Lb)
-        sa, sb = a.std(1, keepdims=True), b.std(1, keepdims=True)
-        b = (b - b.mean(1, keepdims=True)) * (sa / np.maximum(sb, 1e-3)) + a.mean(1, keepdims=True)
-        return np.abs(a - b).mean(1)
+        return lk.window_difference(self._warped(grey_a, ca, La), self._warped(grey_b, cb, Lb))

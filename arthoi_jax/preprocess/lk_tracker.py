@@ -78,9 +78,7 @@ def track_points(frames: np.ndarray, queries: np.ndarray, *, window_px: int = 21
         raise InputError(f"warp: expected 'translation' or 'affine', got {warp!r}")
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     if warp == "affine":
-        from arthoi_jax.preprocess.affine_lk import (
-            track_points_affine,  # imports this module's helpers
-        )
+        from arthoi_jax.preprocess.affine_lk import track_points_affine  # it imports this module's helpers
 
         tracks, vis = track_points_affine(grey, (q - 0.5).astype(np.float32), window_px=window_px, levels=levels,
                                           fb_threshold_px=fb_threshold_px, max_patch_error=max_patch_error)
@@ -146,7 +144,12 @@ def _patch_error(grey_a: np.ndarray, pa: np.ndarray, grey_b: np.ndarray, pb: np.
         w = cv2.remap(img.astype(np.float32), mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
         wins.append(w.reshape(len(p), -1))
-    a, b = wins
+    return window_difference(*wins)
+
+
+def window_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of windows a, b [N, P] (grey levels) after matching b's mean and standard
+    deviation to a's -> [N]."""
     sa, sb = a.std(1, keepdims=True), b.std(1, keepdims=True)
     b = (b - b.mean(1, keepdims=True)) * (sa / np.maximum(sb, 1e-3)) + a.mean(1, keepdims=True)
     return np.abs(a - b).mean(1)

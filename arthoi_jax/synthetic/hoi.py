@@ -29,13 +29,7 @@ from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body.model import BodyModel, BodyParams, forward_sequence, rest_joints
 from arthoi_jax.config import HmrSimConfig, SyntheticConfig
 from arthoi_jax.errors import ConfigError
-from arthoi_jax.io.bundle import (
-    HUMAN_ID,
-    MOVING_PART_ID0,
-    STATIC_PART_ID,
-    SceneBundle,
-    SmplxParams,
-)
+from arthoi_jax.io.bundle import HUMAN_ID, MOVING_PART_ID0, STATIC_PART_ID, SceneBundle, SmplxParams
 from arthoi_jax.synthetic.hmr_sim import simulate_hmr
 from arthoi_jax.synthetic.scene import MeshPart, Scene, build_scene, render_bundle
 from arthoi_jax.synthetic.textures import Material
@@ -254,7 +248,7 @@ def _first_frame(p: BodyParams) -> BodyParams:
 
 def smplx_params(p: BodyParams, flat_hand_mean: bool) -> SmplxParams:
     """The bundle's SmplxParams of a BodyParams sequence."""
-    f = lambda x: np.asarray(x, np.float32)
+    f = lambda x: np.asarray(x, np.float32)  # noqa: E731
     return SmplxParams(betas=f(p.betas), global_orient=f(p.global_orient), body_pose=f(p.body_pose),
                        transl=f(p.transl), left_hand_pose=f(p.left_hand_pose), right_hand_pose=f(p.right_hand_pose),
                        jaw_pose=f(p.jaw_pose), expression=f(p.expression), flat_hand_mean=flat_hand_mean)
