@@ -128,6 +128,12 @@ class Stage1Config:
     # tracks) | previous (the previous frame's result). See arthoi_jax/stage1.py.
     init: Literal["joint", "pnp", "previous"] = "joint"
     init_reproj_px: float = bounded(3.0, 0.0, None, lo_open=True)  # RANSAC inlier threshold of the PnP init
+    # Beyond the paper: the closed-form init (PnP, joint fit) skips tracks whose frame-0 window is edge-like,
+    # structure-tensor eigenvalue ratio below this (preprocess.lk_tracker.corner_ratio; 0: every track), as LK
+    # tracks slide along stripes. Off: at 0.1 on LK tracks (benchmarks/articulation.py --tracker lk) the drawer
+    # improves (2.84 -> 1.91 cm, axis 6.92 -> 4.45 deg) but the door (1.02 -> 1.98 deg) and cabinet2 (7.68 ->
+    # 8.22 deg) get worse; fridge and lid unchanged.
+    init_min_corner_ratio: float = bounded(0.0, 0.0, 1.0)
     render_downsample: int = bounded(4, 1, 64)  # the reconstruction loss compares images this much smaller
     steps_per_chunk: int = bounded(25, 1)  # steps per jitted lax.scan call (progress and checks in between)
     # L_tr per track: 0 the paper's squared error; > 0 soft-L1 of this scale in pixels (losses.tracking_loss).
@@ -196,6 +202,31 @@ class Stage2Config:
     contact_depth_band_m: float = bounded(0.05, 0.0, None, lo_open=True)
     # Each keypoint takes the nearest surface within this many pixels (the gripped edge, not the face behind it).
     contact_window_px: float = bounded(4.0, 0.0)
+    # Beyond the paper (false: the Stage I render as fitted): the lifting renders each Gaussian moved by its own
+    # part's pose, without Eq. 4's blend, which leaves the Gaussians near another part between the two parts'
+    # poses (door_hoi: those near the door's free edge, where the handle is, 5-15 cm off the turned door).
+    # Lifted vs GT hand joints, median cm, door / drawer / fridge / lid (benchmarks/contact_keypoints.py on the
+    # session-4 bases): 3.71 / 2.73 / 5.51 / 2.31 -> rigid 2.42 / 2.70 / 4.26 / 2.41 -> with the grip offsets
+    # below 2.01 / 1.78 / 3.74 / 1.85 -> and contact_anchor 1.06 / 1.02 / 2.84 / 1.53. Stage II (the same bases,
+    # off -> rigid + offsets -> + anchor): door contact 34.4 -> 100 -> 100 %, hand-to-handle median door 3.92 ->
+    # 0.90 -> 1.0, drawer 1.66 -> 1.8 -> 1.5, fridge 10.59 -> 5.1 -> 3.9, lid 3.87 -> 2.5 -> 2.1 cm; MPJPE 61.0 /
+    # 77.2 / 65.0 / 53.8 -> 51.9 / 85.2 / 66.7 / 52.0 -> 56.6 / 88.2 / 59.8 / 48.3 mm; penetration 0.014 / 0.512 /
+    # 3.514 / 0.819 -> 0.050 / 0.680 / 0.767 / 0.772 -> 0.018 / 0.411 / 0.737 / 0.953 % (penetration terms off;
+    # interaction_suite_s4.json -> interaction_suite_s5_A_noanchor_*.json -> interaction_suite_s5_A.json). All
+    # three on in the HOI configs. With
+    # contact_window_px 8 on top (interaction_suite_s5_A_window8.json): hand-to-handle 1.7 / 2.9 / 3.3 / 0.7 cm,
+    # MPJPE 57.7 / 48.9 / 56.8 / 51.1 mm, penetration 0.038 / 0.291 / 0.287 / 0.007 %, door contact 93.8 %; not
+    # the default: measured before the HOI configs' penetration terms were on.
+    contact_rigid_parts: bool = False
+    # Beyond the paper (None: contact_offset_m for every keypoint): per finger segment (knuckle, middle joint, end
+    # joint, tip) how far in front of the touched surface a lifted keypoint is put (negative: behind it), for the
+    # index to pinky fingers and for the thumb: a grip has its knuckles a palm's thickness in front of the bar and
+    # its finger tips behind it (contact.grip_offsets). The HOI configs' values are the per-segment medians, over
+    # the four HOI scenes, of the offset that puts each rigid-lifted keypoint at its ground-truth joint's depth
+    # (knuckles 3-7 cm, middle joints 0-4 cm, end joints -4-1 cm): fitted to the generator's grip (synthetic.hoi
+    # GRIP_CURL, PALM_OFFSET_M), not measured on real hands.
+    contact_finger_offsets_m: Optional[tuple[float, float, float, float]] = None
+    contact_thumb_offsets_m: Optional[tuple[float, float, float, float]] = None
     # Beyond the paper (false: its per-frame lifting): a grasp is rigid with the part it holds, so each hand's
     # lifted keypoints are mapped into the held part's frame with Stage I's poses, outlier frames dropped, and the
     # robust mean put back on every frame of the grasp, weighted by its support where it was not lifted
@@ -242,9 +273,26 @@ class Stage2Config:
     # vs interaction_suite_s4_B_off.json, margin 0) fridge 2.03 -> 0.54 % but MPJPE 62.7 -> 99.9 mm (the whole
     # body 4 cm towards the camera); lid 0.26 -> 0.28 %, 65.2 -> 67.9 mm; door, drawer unchanged (their
     # penetration is fingers in the handle bar, which has 1-5 Gaussians and is not in any box).
-    penetration_model: Literal["shell", "box"] = "shell"
+    # arm_box: the same boxes, tested on the forearms' and hands' vertices (fingers included; body.ik.arm_vertices),
+    # kept penetration_clearance_m outside (the ground truth's clearance is 3 mm). With its gradient stopped at
+    # the arms' rotations (collar to wrist) fridge_hoi diverged (MPJPE 316 mm): L_k and the contact term then
+    # moved the body towards the door at lr_pose metres per step while the arms turned out at lr_pose radians.
+    # On in the HOI configs with arm_ik_clearance and keypoint_clearance_m (measured there).
+    penetration_model: Literal["shell", "box", "arm_box"] = "shell"
     penetration_thickness_m: float = bounded(0.05, 0.0, None, lo_open=True)
     penetration_pad_m: float = bounded(0.0, 0.0)  # the boxes' in-plane growth past their Gaussians, each side
+    penetration_clearance_m: float = bounded(0.003, 0.0)
+    # Beyond the paper: the arm refit (arm_ik) ends with an IK pass that keeps the forearm and hand vertices
+    # penetration_clearance_m outside the parts' boxes (part_boxes, at Stage I's poses), as the ground truth's
+    # generator does (body.ik.Clearance): the IK put the hand into the door the keypoints lie on (fridge_hoi,
+    # session-4 lifting: Stage II's start 2.93 -> 0.09 % of the vertices inside the object, MPJPE 72.8 -> 70.7 mm).
+    # Alone it does not last: after Stage II 3.42 % (L_k and the contact term draw the hand back in).
+    arm_ik_clearance: bool = False
+    # Beyond the paper (0: off): lifted contact keypoints closer than this to a part's box are moved out to it
+    # before the refit and L_k (stage2.keypoints_out_of_boxes): a joint centre lies a finger's half thickness
+    # off the surface the finger touches (fridge_hoi, session-4 lifting: 25 % of the lifted keypoints within 1 cm
+    # of the door's box, 9 % inside; the ground truth's hand joints 5 % within 1 cm, none inside).
+    keypoint_clearance_m: float = bounded(0.0, 0.0)
     steps_per_chunk: int = bounded(50, 1)
     # Ablation switches (Table 5).
     use_render_loss: bool = True
@@ -304,6 +352,11 @@ class PreprocessConfig:
     lk_window_px: int = bounded(21, 5, 101)
     lk_levels: int = bounded(3, 0, 8)
     fb_threshold_px: float = bounded(1.0, 0.0, None, lo_open=True)  # forward-backward error that ends a track
+    # lk (translation): where the tracks' local map squeezes the surface by s (at most this), the fb threshold
+    # grows by s^2 and lk_max_error by s (lk_tracker.track_points); 1: fixed. Off: at 2.0 cabinet2 improves
+    # (3.61 / 6.83 deg mean / max, default 7.68 / 23.52) but the drawer (1.5 too) and the door get a spurious
+    # second part (benchmarks/results/articulation_lk_s5_D_fbscale*.json).
+    fb_max_scale: float = bounded(1.0, 1.0, None)
     lk_max_error: float = bounded(10.0, 0.0, 255.0, lo_open=True)  # lk: mean grey-level change that ends a track
     # lk: how a track's window follows the surface: translation (re-anchored), or an affine warp refined against
     # frame 0 (preprocess/affine_lk.py). affine halves the endpoint error (benchmarks/tracking.py) but keeps fewer

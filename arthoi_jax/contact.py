@@ -15,6 +15,15 @@ The wrist (keypoint 0) is never lifted: it does not touch the object, it lies a 
 (on door_hoi its lifted depth was 15 cm behind the true wrist, against 1-6 cm for the finger joints). Other
 keypoints get weight 0.
 
+Beyond the paper, two things put the lifted points off the true joints of a hand that grips a bar (HOI suite,
+session 5; the door's lifted ring and pinky joints 5-14 cm in front of the true ones). (a) Stage I's render
+moves the Gaussians within the binding radius of another part by a blend of the parts' poses (Eq. 4), so near
+a door's free edge, where its handle is, they float 5-15 cm off the door once it turns; `rigid_parts` moves each
+Gaussian by its own part's pose for the lifting (Stage2Config.contact_rigid_parts).
+(b) The joints of a grip are not equally far from the surface they touch: the knuckles sit a palm's thickness in
+front of the bar, the finger tips curl behind it. `grip_offsets` gives each keypoint its own offset
+(Stage2Config.contact_finger_offsets_m / contact_thumb_offsets_m, per finger segment).
+
 Contact frames come from the bundle when known; otherwise a hand is in contact when one of its confident
 keypoints lies within `radius_px` of the moving part's mask (2D proximity).
 
@@ -41,6 +50,30 @@ WRIST = 0  # keypoint index in the 21-point hand order
 # part's frame is an outlier; a keypoint needs this many inlier frames to be anchored.
 ANCHOR_REJECT_M = 0.03
 ANCHOR_MIN_FRAMES = 3
+
+
+def grip_offsets(offset_m: float, finger_m: tuple[float, ...] | None = None,
+                 thumb_m: tuple[float, ...] | None = None) -> np.ndarray:
+    """[21] metres: each hand keypoint's distance in front of the surface it is lifted onto (towards the camera;
+    negative: behind it). offset_m for every keypoint, except that finger_m (the index, middle, ring and pinky
+    fingers) and thumb_m (the thumb), each 4 values in the keypoints' order along the finger (knuckle, middle
+    joint, end joint, tip), replace it when given."""
+    out = np.full(21, offset_m, np.float32)
+    for vals, fingers in ((thumb_m, range(1)), (finger_m, range(1, 5))):
+        if vals is None:
+            continue
+        if len(vals) != 4:
+            raise InputError(f"grip offsets: expected 4 values (knuckle, middle, end joint, tip), got {list(vals)}")
+        for f in fingers:
+            out[1 + 4 * f: 5 + 4 * f] = vals
+    return out
+
+
+def rigid_parts(weights: np.ndarray) -> np.ndarray:
+    """[G, P + 1] one-hot blend weights: each Gaussian follows its dominant part alone (Eq. 4 without blending).
+    weights [G, P + 1] (Stage1Scene.weights)."""
+    w = np.asarray(weights)
+    return np.eye(w.shape[1], dtype=np.float32)[np.argmax(w, axis=1)]
 
 
 def _check(hand_keypoints: np.ndarray, conf: np.ndarray, T: int) -> None:
@@ -72,14 +105,14 @@ def detect_contact_frames(hand_keypoints: np.ndarray, conf: np.ndarray, part_mas
 
 def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.ndarray, depth: np.ndarray,
                    alpha: np.ndarray, K: np.ndarray, image_hw: tuple[int, int], min_conf: float, min_alpha: float,
-                   offset_m: float = 0.0, depth_band_m: float = np.inf, window_px: float = 0.0):
+                   offset_m: float | np.ndarray = 0.0, depth_band_m: float = np.inf, window_px: float = 0.0):
     """3D contact keypoints.
 
     hand_keypoints [T, 2, 21, 2] full-resolution pixels; conf [T, 2, 21]; contact [T, 2] bool; depth, alpha
     [T, h, w]: the object render's expected depth (alpha-weighted, metres) and alpha at any resolution h x w
     (keypoints are scaled to it); K [3, 3] intrinsics of the full-resolution image of size image_hw (H, W).
     offset_m: the point is moved this far back along the viewing ray, towards the camera (a hand joint lies
-    inside the hand, in front of the surface it touches).
+    inside the hand, in front of the surface it touches); a scalar, or [21] per keypoint (`grip_offsets`).
     depth_band_m: per hand and frame, a keypoint is kept only when its render depth is within this of the hand's
     nearest lifted keypoint (the touched handle stands out towards the camera; farther ones show the surface
     behind the hand).
@@ -110,7 +143,8 @@ def lift_keypoints(hand_keypoints: np.ndarray, conf: np.ndarray, contact: np.nda
     x = (hand_keypoints[..., 0] - K[0, 2]) / K[0, 0] * z
     y = (hand_keypoints[..., 1] - K[1, 2]) / K[1, 1] * z
     p = np.stack([x, y, z], -1)
-    p -= offset_m * p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-9)
+    ray = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-9)
+    p -= np.asarray(offset_m, np.float32)[..., None] * ray  # scalar or per keypoint [21]
     pts = np.where(ok[..., None], p, 0.0)
     return pts.astype(np.float32), ok.astype(np.float32)
 

@@ -9,7 +9,8 @@
    over the whole sequence and differs from every earlier part's (tracks drifting off a part are no new part).
    Every track is then labelled with the motion (static or a part's) that reprojects it best, undecided when two
    motions explain it about equally or it is isolated among differently labelled neighbours: Eq. 1's thresholds
-   alone call a door's points near its hinge static, and those negative prompts cut the door mask short.
+   alone call a door's points near its hinge static, and those negative prompts cut the door mask short. A part
+   left with fewer than `min_part_tracks` tracks is dropped and the tracks relabelled (while one part remains).
 3. Eq. 2: per frame and part, a mask from the part's tracks (positive) against the static and other parts' tracks
    (negative): SAM through `mask_fn` when given, else `grabcut_masks.prompt_mask` (GrabCut or Voronoi "tracks").
 4. Back projection: the canonical Gaussians are frame-0 pixels, so a Gaussian's weight for part p is the
@@ -265,6 +266,22 @@ def assign_tracks(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray
     return _drop_isolated(labels, tracks[0])
 
 
+def label_tracks(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
+                 part_poses: list[np.ndarray], usable: np.ndarray, cfg: SegmentationConfig,
+                 T_cam_world: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`assign_tracks`, then the part left with the fewest tracks is dropped and the tracks relabelled while it
+    has fewer than `min_part_tracks` and another part remains: a part found on that many tracks can keep fewer
+    once every track goes to its best motion (on LK tracks of cabinet2, a door's longest-kept tracks split off
+    as a second motion of the same door and kept 3). -> (labels [N] int32, the kept part poses)."""
+    part_poses = list(part_poses)
+    while True:
+        labels = assign_tracks(points, tracks, visibility, K, part_poses, usable, cfg, T_cam_world)
+        counts = np.bincount(labels[labels > 0], minlength=len(part_poses) + 1)[1:]
+        if len(part_poses) <= 1 or counts.min() >= cfg.min_part_tracks:
+            return labels, part_poses
+        part_poses.pop(int(np.argmin(counts)))
+
+
 def _drop_isolated(labels: np.ndarray, xy0: np.ndarray) -> np.ndarray:
     """A decided track whose label disagrees with nearly all its NEIGHBOURS nearest decided tracks (frame 0) is
     an outlier (a tracker stuck on an occluding edge, a drifting track) and becomes undecided."""
@@ -396,7 +413,7 @@ def segment(frames: np.ndarray, object_masks: np.ndarray, depth: np.ndarray, K: 
             f"segmentation: no moving part found: {int((cls == 1).sum())} dynamic tracks{rel}, but no rigid part "
             f"of at least segmentation.min_part_tracks={cfg.min_part_tracks} tracks moves consistently (within "
             f"segmentation.part_reproj_px={cfg.part_reproj_px} px)", evidence)
-    labels = assign_tracks(points, tracks, visibility, K, part_poses, usable, cfg, cams)
+    labels, part_poses = label_tracks(points, tracks, visibility, K, part_poses, usable, cfg, cams)
     if cams is not None:
         _check_not_whole_object(labels, part_poses, evidence)
     num_parts = int(labels.max())

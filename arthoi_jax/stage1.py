@@ -50,11 +50,13 @@ from arthoi_jax.articulation import (
 from arthoi_jax.config import RenderConfig, Stage1Config
 from arthoi_jax.errors import OptimizationError
 from arthoi_jax.object_gaussians import pad_gaussians
+from arthoi_jax.preprocess.lk_tracker import corner_ratio
 from arthoi_jax.render.rasterize import render
 from arthoi_jax.render.types import Camera, Gaussians
 from arthoi_jax.segmentation import PartSegmentation, pnp_poses
 
 PAD = 256
+MIN_INIT_TRACKS = 12  # init_min_corner_ratio keeps every track of a part that would be left with fewer
 TERMS = ("rgb", "silhouette", "tracking", "articulation", "smoothness")
 
 
@@ -322,20 +324,28 @@ def part_points(seg: PartSegmentation, p: int) -> np.ndarray:
 
 
 def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-                  cfg: Stage1Config, T_cam_world: np.ndarray | None = None
+                  cfg: Stage1Config, T_cam_world: np.ndarray | None = None, frame0: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, tuple[JointFit, ...]]:
     """Closed-form initialization from the tracks -> (init poses [T, P, 4, 4], per-frame PnP poses [T, P, 4, 4],
     joints [P]). Per part: RANSAC PnP per frame (segmentation.pnp_poses), a joint fitted to those poses (type from
     `articulation`, auto in free_se3), refined on the tracks of all frames at once
     (articulation.refine_joint_on_tracks). init "joint" starts each frame from the refined joint's pose, "pnp"
     from the PnP pose ("previous" uses neither). T_cam_world [T, 4, 4]: a moving camera; every pose is in the
-    world (= camera 0) frame, PnP converted from camera t and the joint projected through each frame's camera."""
+    world (= camera 0) frame, PnP converted from camera t and the joint projected through each frame's camera.
+    frame0 [H, W, 3] uint8: with cfg.init_min_corner_ratio > 0, a part's tracks whose frame-0 window is edge-like
+    (`corner_ratio`) are left out of these fits while at least MIN_INIT_TRACKS remain (L_tr keeps them all)."""
     T, P = tracks.shape[0], seg.num_parts
     pnp = np.tile(np.eye(4), (T, P, 1, 1))
     joints = []
     kind = "auto" if _is_free(cfg) else cfg.articulation
+    cornered = np.ones(len(seg.track_labels), bool)
+    if cfg.init_min_corner_ratio > 0 and frame0 is not None:
+        grey = cv2.cvtColor(np.ascontiguousarray(frame0), cv2.COLOR_RGB2GRAY)
+        cornered = corner_ratio(grey, tracks[0]) >= cfg.init_min_corner_ratio
     for p in range(P):
         m = seg.track_labels == p + 1
+        if (m & cornered).sum() >= MIN_INIT_TRACKS:
+            m &= cornered
         pnp[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px,
                               T_cam_world)
         joints.append(joint_from_tracks(pnp[:, p], seg.track_points[m], tracks[:, m], visibility[:, m], K, kind,
@@ -373,7 +383,7 @@ def prepare(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, vi
     images and masks."""
     T, H, W = object_masks.shape
     K = np.asarray(K, np.float64)
-    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg, T_cam_world)
+    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg, T_cam_world, frames[0])
     cameras = np.tile(np.eye(4, dtype=np.float32), (T, 1, 1)) if T_cam_world is None else T_cam_world
     joints = None if _is_free(cfg) else init_joints
     scene = build_scene(seg, K, (H, W), cfg, binding_radius_m, joints)

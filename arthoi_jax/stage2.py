@@ -43,7 +43,8 @@ from arthoi_jax.body.human_gaussians import HumanGaussianTemplate, pose_gaussian
 from arthoi_jax.body.model import BodyModel, BodyParams, forward, forward_sequence
 from arthoi_jax.config import RenderConfig, Stage2Config
 from arthoi_jax.errors import InputError, OptimizationError
-from arthoi_jax.part_boxes import part_boxes
+from arthoi_jax.geometry.boxes import box_sdf
+from arthoi_jax.part_boxes import part_boxes, posed_boxes
 from arthoi_jax.render.rasterize import render
 from arthoi_jax.render.types import Camera
 from arthoi_jax.stage1 import Stage1Scene, move_gaussians, pad_rows, stack_trees
@@ -57,6 +58,9 @@ FINGER_JOINTS = np.array([i for i, n in enumerate(jn.SKELETON)
 FOOT_JOINTS = tuple(jn.SKELETON.index(n) for n in ("left_ankle", "left_foot", "right_ankle", "right_foot"))
 MAX_FOOT_VERTICES = 256
 LR_FINAL_FRACTION = 0.05  # of the learning rates at the end of their decay (see optimizer)
+# The arm refit's clearance pass (refit_arms): steps, rate and weight per m^2 of depth, the generator's
+# (synthetic.hoi: CLEAR_ITERS, CLEAR_LR, CLEARANCE_WEIGHT).
+CLEAR_ITERS, CLEAR_LR, CLEAR_WEIGHT = 300, 0.005, 1000.0
 NORMAL_NEIGHBOURS = 16  # object points in the local plane fit of each surface normal (gaussian_normals)
 
 
@@ -239,6 +243,9 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
     if cfg.use_penetration_loss and cfg.penetration_model == "box":
         terms["penetration"] = cfg.lambda_pen * L.box_penetration_loss(verts[:, data.body_points], poses,
                                                                        data.part_boxes, cfg.penetration_margin_m)
+    elif cfg.use_penetration_loss and cfg.penetration_model == "arm_box":
+        terms["penetration"] = cfg.lambda_pen * L.box_penetration_loss(verts[:, data.body_points], poses,
+                                                                       data.part_boxes, -cfg.penetration_clearance_m)
     elif cfg.use_penetration_loss:
         terms["penetration"] = cfg.lambda_pen * L.penetration_loss(verts[:, data.body_points], surf, normals,
                                                                    valid, cfg.penetration_radius_m,
@@ -400,10 +407,11 @@ def build_data(model: BodyModel, init: BodyParams, frames: np.ndarray, human_mas
     candidates = np.flatnonzero(~np.isin(owner, FINGER_JOINTS))
     if cfg.penetration_model == "box":  # no [N, S] table: every non-finger vertex is cheap to test
         body_points = candidates
+    elif cfg.penetration_model == "arm_box":  # the forearms and hands, fingers included
+        body_points = np.concatenate([ik.arm_vertices(model, s) for s in ("left", "right")])
     else:
         body_points = np.sort(rng.choice(candidates, min(cfg.body_points, len(candidates)), replace=False))
-    boxes = part_boxes(means[valid], np.asarray(obj.part_of)[valid], np.asarray(poses).shape[1],
-                       cfg.penetration_thickness_m, cfg.penetration_pad_m)
+    boxes = scene_boxes(obj, np.asarray(poses).shape[1], cfg)
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     obj_cols = np.concatenate([np.asarray(obj.gaussians.colors)[:, :3], np.zeros((valid.shape[0], 1))], -1)
     return Stage2Data(
@@ -492,11 +500,45 @@ def align_to_depth(model: BodyModel, init: BodyParams, depth: np.ndarray, mask: 
     return init.replace(transl=init.transl + jnp.asarray(shift, init.transl.dtype))
 
 
-def refit_arms(model: BodyModel, init: BodyParams, keypoints: np.ndarray, weights: np.ndarray) -> BodyParams:
+def scene_boxes(obj: Stage1Scene, num_parts: int, cfg: Stage2Config) -> np.ndarray:
+    """The parts' solid boxes [P + 1, 5, 3] at frame 0 (part_boxes) from the object's valid Gaussians."""
+    valid = np.asarray(obj.valid)
+    return part_boxes(np.asarray(obj.gaussians.means)[valid], np.asarray(obj.part_of)[valid], num_parts,
+                      cfg.penetration_thickness_m, cfg.penetration_pad_m)
+
+
+def keypoints_out_of_boxes(keypoints: np.ndarray, weights: np.ndarray, boxes: np.ndarray, poses: np.ndarray,
+                           clearance: float) -> np.ndarray:
+    """The lifted keypoints [T, 2, 21, 3] (weights [T, 2, 21] > 0) closer than `clearance` to a part's box
+    (boxes [P + 1, 5, 3] at part poses [T, P, 4, 4]; part_boxes) moved out along the box's signed-distance gradient
+    to that distance: a hand joint lies inside the hand, a finger's half thickness or more off the surface it
+    touches, and a target inside the part sets L_k against the penetration term (fridge_hoi: a quarter of the
+    lifted keypoints within 1 cm of the door's box, 9 % inside; the ground truth's hand joints 5 %, none inside)."""
+    if poses.shape[1] == 0:
+        return keypoints
+    centre, axes, half = (jnp.asarray(x, jnp.float32) for x in posed_boxes(np.asarray(boxes, np.float64),
+                                                                          np.asarray(poses, np.float64)))
+    sdf = jax.vmap(box_sdf)  # frames
+    grad = jax.vmap(jax.vmap(jax.grad(lambda x, c, a, h: box_sdf(x[None], c, a, h)[0]), in_axes=(0, None, None, None)))
+    x = jnp.asarray(keypoints.reshape(len(keypoints), -1, 3), jnp.float32)
+    for _ in range(2):  # exact off the boxes' edges in one step; a second one settles the corners
+        d = sdf(x, centre, axes, half)  # [T, 42]
+        g = grad(x, centre, axes, half)
+        x = x + jnp.maximum(clearance - d, 0.0)[..., None] * g / jnp.maximum(jnp.linalg.norm(g, axis=-1,
+                                                                                             keepdims=True), 1e-9)
+    out = np.asarray(x).reshape(keypoints.shape)
+    return np.where(weights[..., None] > 0, out, keypoints).astype(keypoints.dtype)
+
+
+def refit_arms(model: BodyModel, init: BodyParams, keypoints: np.ndarray, weights: np.ndarray,
+               clear: tuple[np.ndarray, np.ndarray, float] | None = None) -> BodyParams:
     """The arms (collar, shoulder, elbow, wrist) of the hands with lifted contact keypoints turned by IK
     (`body.ik.solve_reach`: all frames together, near the initial pose, smooth in time) so that the hand's
     skeleton joints reach them; frames without keypoints follow by the smoothness. keypoints [T, 2, 21, 3] world,
-    weights [T, 2, 21] (lift_keypoints). Unchanged without keypoints."""
+    weights [T, 2, 21] (lift_keypoints). Unchanged without keypoints.
+    clear: (boxes [P + 1, 5, 3] (part_boxes), part poses [T, P, 4, 4], margin m) or None: a second IK pass from
+    the reach keeps those arms' forearm and hand vertices the margin outside the posed boxes (body.ik.Clearance;
+    CLEAR_ITERS steps at CLEAR_LR, as the ground truth's generator)."""
     sides = [s for s in range(2) if weights[:, s].sum() > 0]
     if not sides:
         return init
@@ -508,7 +550,15 @@ def refit_arms(model: BodyModel, init: BodyParams, keypoints: np.ndarray, weight
                 targets.append(keypoints[:, s, k])
                 w.append(weights[:, s, k])
     free = tuple(f"{('left', 'right')[s]}_{j}" for s in sides for j in ("collar", "shoulder", "elbow", "wrist"))
-    body_pose, _ = ik.solve_reach(model, init, tuple(names), np.stack(targets, 1), np.stack(w, 1), free)
+    targets, w = np.stack(targets, 1), np.stack(w, 1)
+    body_pose, _ = ik.solve_reach(model, init, tuple(names), targets, w, free)
+    if clear is not None and clear[1].shape[1] > 0:
+        boxes, poses, margin = clear
+        verts = np.concatenate([ik.arm_vertices(model, ("left", "right")[s]) for s in sides])
+        c = ik.Clearance(jnp.asarray(verts, jnp.int32), *(jnp.asarray(x, jnp.float32) for x in posed_boxes(
+            np.asarray(boxes, np.float64), np.asarray(poses, np.float64))), margin, CLEAR_WEIGHT)
+        body_pose, _ = ik.solve_reach(model, init.replace(body_pose=body_pose), tuple(names), targets, w, free,
+                                      iters=CLEAR_ITERS, lr=CLEAR_LR, clear=c)
     return init.replace(body_pose=body_pose)
 
 
@@ -680,18 +730,22 @@ def contact_keypoints(bundle, obj: Stage1Scene, poses: np.ndarray, contact: np.n
                       render_cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
     """Contact keypoints [T, 2, 21, 3] (world metres) and weights [T, 2, 21] of a bundle's hand keypoints on the
     contact frames contact [T, 2], lifted with the render of the object at part poses [T, P, 4, 4]
-    (contact.lift_keypoints); with cfg.contact_anchor, held rigid in the held part's frame
-    (contact.anchor_keypoints)."""
+    (contact.lift_keypoints: with cfg.contact_rigid_parts the parts rendered rigid, per-keypoint offsets from
+    contact.grip_offsets); with cfg.contact_anchor, held rigid in the held part's frame (contact.anchor_keypoints)."""
     from arthoi_jax import contact as contact_lib
 
     H, W = bundle.human_masks.shape[1:]
     K = np.asarray(bundle.K, np.float64)
     # Lifted over the moving part's render only: behind a hand the whole object often shows the static body
     # (the cabinet behind a drawer handle), 10-30 cm behind the touched handle (drawer_hoi).
-    alpha, depth = object_depth(obj, poses, K, (H, W), cfg.render_downsample, render_cfg, moving_only=True,
+    lift_obj = obj
+    if cfg.contact_rigid_parts:
+        lift_obj = obj.replace(weights=jnp.asarray(contact_lib.rigid_parts(obj.weights)))
+    alpha, depth = object_depth(lift_obj, poses, K, (H, W), cfg.render_downsample, render_cfg, moving_only=True,
                                 T_cam_world=bundle.T_cam_world)
+    offsets = contact_lib.grip_offsets(cfg.contact_offset_m, cfg.contact_finger_offsets_m, cfg.contact_thumb_offsets_m)
     kp, kw = contact_lib.lift_keypoints(bundle.hand_keypoints, bundle.hand_keypoint_conf, contact, depth, alpha, K,
-                                        (H, W), cfg.contact_conf, cfg.contact_alpha, cfg.contact_offset_m,
+                                        (H, W), cfg.contact_conf, cfg.contact_alpha, offsets,
                                         cfg.contact_depth_band_m, cfg.contact_window_px)
     if bundle.T_cam_world is not None:  # lifted in camera t -> world
         inv = np.linalg.inv(np.asarray(bundle.T_cam_world, np.float64))
@@ -738,7 +792,11 @@ def prepare(bundle, seg, poses: np.ndarray, model: BodyModel, cfg: Stage2Config,
     init = params_from_smplx(model, bundle.smplx_init)
     if cfg.align == "depth":
         init = align_to_depth(model, init, bundle.depth, bundle.human_masks[0], K)
+    boxes = scene_boxes(obj, poses.shape[1], cfg)
+    if cfg.keypoint_clearance_m > 0:
+        kp = keypoints_out_of_boxes(kp, kw, boxes, poses, cfg.keypoint_clearance_m)
     if cfg.arm_ik and cfg.use_kinematic_loss:
-        init = refit_arms(model, init, kp, kw)
+        clear = (boxes, poses, cfg.penetration_clearance_m) if cfg.arm_ik_clearance else None
+        init = refit_arms(model, init, kp, kw, clear)
     return build_data(model, init, bundle.frames, bundle.human_masks, K, obj, poses, kp, kw, contact,
                       bundle.foot_contact, tracks, vis, cfg, T_cam_world=bundle.T_cam_world)

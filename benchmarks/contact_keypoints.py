@@ -1,5 +1,7 @@
-"""Contact keypoints (Fig. 3c) against the ground-truth hand joints of the synthetic HOI suite: per-frame lifting
-(the paper) vs the grasp anchored in the held part's frame (stage2.contact_anchor).
+"""Contact keypoints (Fig. 3c) against the ground-truth hand joints of the synthetic HOI suite: the paper's lifting
+("paper": the Stage I render as fitted, one offset, per frame), the config's per-frame lifting ("per-frame": with
+stage2.contact_rigid_parts and the grip offsets where the config sets them) and the grasp anchored in the held
+part's frame ("anchored": stage2.contact_anchor on top).
 
   python benchmarks/contact_keypoints.py --runs out/bench_interaction [--objects door,drawer,fridge,lid]
                                          [--set key=value ...] [--json PATH]
@@ -37,6 +39,12 @@ from arthoi_jax.synthetic.hoi import HAND_KEYPOINT_INDEX
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
 GRIP = 9  # the middle finger's knuckle (synthetic.hoi.GRIP_JOINT) in the 21-point hand order
+LIFTINGS = {  # Stage2Config changes per row
+    "paper": {"contact_anchor": False, "contact_rigid_parts": False, "contact_finger_offsets_m": None,
+              "contact_thumb_offsets_m": None},
+    "per-frame": {"contact_anchor": False},
+    "anchored": {"contact_anchor": True},
+}
 
 
 def scores(kp, kw, gt, frames) -> dict:
@@ -67,8 +75,8 @@ def run_object(obj: str, runs: Path, overrides: list[str]) -> dict:
     side = 0 if truth.hand == "left" else 1
     frames = truth.contact_frames
     out = {"contact_frames": int(frames.sum()), "detected_contact_frames": int(contact[:, side].sum())}
-    for name, on in (("per-frame", False), ("anchored", True)):
-        c = dataclasses.replace(cfg.stage2, contact_anchor=on)
+    for name, change in LIFTINGS.items():
+        c = dataclasses.replace(cfg.stage2, **change)
         kp, kw = stage2.contact_keypoints(b, scene, poses, contact, c, cfg.render)
         out[name] = scores(kp[:, side], kw[:, side], gt[:, side], frames)
     g = gt[:, side][frames]
@@ -92,7 +100,7 @@ def main(argv=None) -> int:
     cols = ("median_cm", "p90_cm", "keypoints_per_frame", "grip_median_cm", "grip_frames")
     print(f"{'object':<8}{'lifting':<11}" + "".join(f"{c:>20}" for c in cols) + f"{'GT rigidity cm':>16}")
     for o, r in res.items():
-        for name in ("per-frame", "anchored"):
+        for name in LIFTINGS:
             print(f"{o:<8}{name:<11}" + "".join(f"{r[name][c]:>20.2f}" for c in cols)
                   + f"{r['gt_rigidity_cm']:>16.2f}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

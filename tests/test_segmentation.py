@@ -17,6 +17,7 @@ from arthoi_jax.segmentation import (
     binding_pairs,
     classify_tracks,
     find_moving_parts,
+    label_tracks,
     pnp_poses,
     segment,
     track_motion,
@@ -153,6 +154,19 @@ def test_sequential_ransac_splits_two_moving_parts():
     decided = labels >= 0  # tracks near a hinge move with both hypotheses and stay undecided
     assert decided.mean() > 0.95
     np.testing.assert_array_equal(labels[decided], np.array([0, perm[1], perm[2]])[truth][decided])
+
+
+def test_a_part_left_with_too_few_tracks_is_dropped():
+    pts, tracks, vis, K, truth, poses = _two_part_tracks()
+    usable = np.ones(len(pts), bool)
+    labels, kept = label_tracks(pts, tracks, vis, K, [poses[:, 1], poses[:, 2]], usable, SEG)
+    assert len(kept) == 2 and (labels == 2).sum() >= SEG.min_part_tracks
+    keep = (truth != 2) | (np.arange(len(pts)) < 65)  # 5 tracks of the second part (min_part_tracks 12)
+    labels, kept = label_tracks(pts[keep], tracks[:, keep], vis[:, keep], K, [poses[:, 1], poses[:, 2]],
+                                usable[keep], SEG)
+    assert len(kept) == 1 and np.array_equal(kept[0], poses[:, 1])
+    assert labels.max() == 1 and (labels[truth[keep] == 2] <= 0).all()  # undecided, or static near the hinge
+    np.testing.assert_array_equal(labels[truth[keep] == 1] >= 0, labels[truth[keep] == 1] == 1)
 
 
 def test_pnp_poses_recover_exact_motion_and_hold_through_hidden_frames():

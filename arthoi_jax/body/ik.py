@@ -34,6 +34,16 @@ def arm_chain(side: str) -> tuple[str, ...]:
     return SPINE + tuple(f"{side}_{j}" for j in ("collar", "shoulder", "elbow", "wrist"))
 
 
+def arm_vertices(model: BodyModel, side: str) -> np.ndarray:
+    """Indices of the vertices that the `side` ("left" | "right") elbow, wrist or fingers move most (the
+    forearm and the hand)."""
+    names = [f"{side}_{j}" for j in ("elbow", "wrist")]
+    names += [n for n in jn.SKELETON if n.startswith(f"{side}_") and n[len(side) + 1:-1] in
+              ("index", "middle", "ring", "pinky", "thumb")]
+    dominant = np.argmax(np.asarray(model.weights), axis=1)
+    return np.flatnonzero(np.isin(dominant, [jn.SKELETON.index(n) for n in names]))
+
+
 @struct.dataclass
 class Clearance:
     """Body vertices `vertices` [K] (indices) kept `margin` metres outside every box of frame t.

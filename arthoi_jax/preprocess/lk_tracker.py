@@ -53,16 +53,22 @@ def check_points(points: np.ndarray, height: int, width: int, name: str) -> np.n
 
 def track_points(frames: np.ndarray, queries: np.ndarray, *, window_px: int = 21, levels: int = 3,
                  fb_threshold_px: float = 1.0, max_patch_error: float = 10.0,
-                 anchor: bool = True, warp: str = "translation") -> tuple[np.ndarray, np.ndarray]:
+                 anchor: bool = True, warp: str = "translation",
+                 fb_max_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Tracks frame-0 points through a video.
 
     Args:
       frames: [T, H, W, 3] uint8 RGB, T >= 2.
       queries: [N, 2] (x, y) pixels at frame 0.
       window_px: LK window side in pixels; levels: pyramid levels above the full image.
-      fb_threshold_px: largest forward-backward round-trip error of a visible point.
+      fb_threshold_px: largest forward-backward round-trip error of a visible point, where the surface around it
+        is seen at its frame-0 scale.
       max_patch_error: largest mean absolute grey-level difference (0..255) between the matched windows (at most
         ANCHOR_WINDOW_PX wide) after matching their mean and contrast (`_patch_error`).
+      fb_max_scale: where the tracks' local map from frame 0 squeezes the surface by s > 1 (`_foreshortening`,
+        capped at fb_max_scale; a door turning away), the fb threshold grows by s^2 and max_patch_error by s
+        (translation warp only): on cabinet2's first door both tests end most tracks at ~40 deg (s ~ 1.3-1.5);
+        at 2 twice as many last to the end (24 of 92), though some drift (benchmark in config.py). 1: fixed.
       anchor: refine every frame's positions against frame 0 (`_Template`) so errors do not add up.
       warp: "translation" (the above) or "affine": every track's frame-0 window follows an affine warp refined
         against frame 0 (`affine_lk.track_points_affine`; `anchor` is then unused).
@@ -95,14 +101,17 @@ def track_points(frames: np.ndarray, queries: np.ndarray, *, window_px: int = 21
     for t in range(1, T):
         idx = np.flatnonzero(alive)
         if idx.size:
+            squeeze = 1.0
+            if fb_max_scale > 1.0 and idx.size >= 3:
+                squeeze = np.minimum(_foreshortening(q0[idx], pos[idx]), fb_max_scale)
             p0 = pos[idx].reshape(-1, 1, 2)
             p1, st1, _ = cv2.calcOpticalFlowPyrLK(grey[t - 1], grey[t], p0, None, **lk)
             back, st2, _ = cv2.calcOpticalFlowPyrLK(grey[t], grey[t - 1], p1, None, **lk)
             p1, back = p1.reshape(-1, 2), back.reshape(-1, 2)
             fb = np.linalg.norm(back - p0.reshape(-1, 2), axis=1)
-            ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold_px) & _inside(p1, H, W)
+            ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= fb_threshold_px * squeeze**2) & _inside(p1, H, W)
             patch = min(window_px, ANCHOR_WINDOW_PX)  # a large window straddles the boundary of a small part
-            ok &= _patch_error(grey[t - 1], p0.reshape(-1, 2), grey[t], p1, patch) <= max_patch_error
+            ok &= _patch_error(grey[t - 1], p0.reshape(-1, 2), grey[t], p1, patch) <= max_patch_error * squeeze
             pos[idx[ok]] = p1[ok]
             alive[idx[~ok]] = False
         if template is not None and alive.sum() >= 3:
@@ -121,6 +130,16 @@ REANCHOR_MAX_PX = 2.0
 MOTION_SIGMA_PX = 1.0
 MOTION_GRADIENT = 0.2  # px of displacement difference per px of distance a smooth (rigid, perspective) motion makes
 AFFINE_RIDGE = 10.0
+
+
+def _foreshortening(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """How much the surface around each track shrinks from frame 0 (src [n, 2], n >= 3) to its current position
+    (dst [n, 2]) -> [n] >= 1: 1 / the smallest singular value of the local affine map's Jacobian (`_LocalAffine`,
+    so one track's own error does not count; its motion-similarity weights make it underestimate a strong squeeze:
+    2 on a 6 px grid reads 1.55-1.73). A window on a surface seen at a grazing angle holds less texture
+    along the squeezed direction, and LK's round trip on it errs by more, though the track does not drift."""
+    jac = _LocalAffine(src, dst).jacobian(src)
+    return 1.0 / np.clip(np.linalg.svd(jac, compute_uv=False)[:, -1], 1e-3, 1.0)
 
 
 def _inside(p: np.ndarray, H: int, W: int) -> np.ndarray:
@@ -254,6 +273,27 @@ def _bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """img [h, w] float32 sampled at [N, 2] (x, y) array positions -> [N]."""
     return cv2.remap(img, xy[:, 0:1].astype(np.float32), xy[:, 1:2].astype(np.float32), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE).ravel()
+
+
+def corner_ratio(grey: np.ndarray, points: np.ndarray, window_px: int = ANCHOR_WINDOW_PX) -> np.ndarray:
+    """How well a window pins a point in both directions: the smaller over the larger eigenvalue of the structure
+    tensor (sum over the window_px x window_px box of the grey-level gradient outer products) -> [N] in [0, 1].
+
+    grey: [H, W] uint8 or float; points: [N, 2] (x, y) pixels, bundle convention (centres at +0.5). 0 on an edge
+    or stripe (the aperture problem: a window slides along it), 1 where gradients point every way; 0 on a flat
+    window. The default window is the re-anchoring match's.
+    """
+    g = np.asarray(grey, np.float32)
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    box = lambda x: cv2.boxFilter(x, -1, (window_px, window_px), normalize=False, borderType=cv2.BORDER_REFLECT)
+    jxx, jxy, jyy = box(gx * gx), box(gx * gy), box(gy * gy)
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    cols = np.clip(np.floor(p[:, 0]).astype(int), 0, g.shape[1] - 1)
+    rows = np.clip(np.floor(p[:, 1]).astype(int), 0, g.shape[0] - 1)
+    a, b, c = (j[rows, cols].astype(np.float64) for j in (jxx, jxy, jyy))
+    half_tr, root = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b**2)
+    lo, hi = np.maximum(half_tr - root, 0.0), half_tr + root
+    return np.where(hi > 1e-9, lo / np.maximum(hi, 1e-9), 0.0)
 
 
 def grid_queries(mask: np.ndarray, step_px: int, *, max_points: int | None = None,

@@ -326,7 +326,7 @@ def flow_tracker(cfg: PreprocessConfig, method: str) -> Tracker:
             return track_points_dense(frames, queries, fb_threshold_px=cfg.fb_threshold_px)
         return track_points(frames, queries, window_px=cfg.lk_window_px, levels=cfg.lk_levels,
                             fb_threshold_px=cfg.fb_threshold_px, max_patch_error=cfg.lk_max_error,
-                            warp=cfg.lk_warp)
+                            warp=cfg.lk_warp, fb_max_scale=cfg.fb_max_scale)
     return track
 
 

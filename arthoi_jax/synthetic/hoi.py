@@ -200,7 +200,7 @@ def pose_human(model: BodyModel, scene: Scene, cfg: SyntheticConfig) -> tuple[Bo
     body_pose, _ = ik.solve_reach(model, base, effectors, targets, weights, free)
     # Then out of the object: from the reach, the arm and the hand turn until no vertex is inside a box.
     boxes = object_boxes(scene)
-    clear = ik.clearance(_arm_vertices(model, place.hand), boxes, CLEARANCE_M, CLEARANCE_WEIGHT)
+    clear = ik.clearance(ik.arm_vertices(model, place.hand), boxes, CLEARANCE_M, CLEARANCE_WEIGHT)
     body_pose, residual = ik.solve_reach(model, base.replace(body_pose=body_pose), effectors, targets,
                                          weights, ik.arm_chain(place.hand), iters=CLEAR_ITERS, lr=CLEAR_LR,
                                          clear=clear)
@@ -230,15 +230,6 @@ def _hand_targets(model: BodyModel, scene: Scene, room_to_world: np.ndarray, pla
     thumb = sign * np.cross(palm, fingers)
     frame = np.stack([fingers, palm, thumb], axis=-1)  # [T, 3, 3] columns
     return names, handle[:, None] + np.einsum("tij,jk,nk->tni", frame, rest.T, rel)
-
-
-def _arm_vertices(model: BodyModel, hand: str) -> np.ndarray:
-    """Indices of the vertices that the `hand` side's elbow, wrist or fingers move most."""
-    names = [f"{hand}_{j}" for j in ("elbow", "wrist")]
-    names += [n for n in jn.SKELETON if n.startswith(f"{hand}_") and n[len(hand) + 1:-1] in
-              ("index", "middle", "ring", "pinky", "thumb")]
-    dominant = np.argmax(np.asarray(model.weights), axis=1)
-    return np.flatnonzero(np.isin(dominant, [jn.SKELETON.index(n) for n in names]))
 
 
 def _first_frame(p: BodyParams) -> BodyParams:
