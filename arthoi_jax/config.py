@@ -240,12 +240,12 @@ class Stage2Config:
     # Start of the human-to-scene alignment (the paper optimizes its "camera parameters" from the HMR result and
     # says no more). keypoints: the body moved along the ray by the hand keypoints' depth gap, which also carries
     # the HMR arm error (bodies 28-32 cm towards the camera where the error was 15-20 cm); depth: by the frame-0
-    # depth over the human mask against the body's own depth (stage2.align_to_depth; HOI suite: pelvis error
+    # depth over the human mask against the body's own depth (stage2_init.align_to_depth; HOI suite: pelvis error
     # 15-20 -> 1.7-3.7 cm with the renderer's exact depth; a real clip's is an estimate). One or the other
     # (stage2.start_params); depth leaves the body where it was when the mask has too few depth values.
     align: Literal["keypoints", "depth"] = "depth"
     # Beyond the paper: before Stage II the arms (collar to wrist) are turned by IK so that the hands reach the
-    # contact keypoints (stage2.refit_arms); the refitted pose is also L_p's target. L_k alone (Geman-McClure,
+    # contact keypoints (stage2_init.refit_arms); the refitted pose is also L_p's target. L_k alone (Geman-McClure,
     # 5 cm) cannot pull a hand 15-20 cm (door_hoi: 19.7 cm hand-to-handle). Off with use_kinematic_loss=false.
     arm_ik: bool = True
     # Reconstruction loss L_r^h: rendered this much smaller, on `render_frames` random frames per step (0: all).
@@ -289,7 +289,7 @@ class Stage2Config:
     # Alone it does not last: after Stage II 3.42 % (L_k and the contact term draw the hand back in).
     arm_ik_clearance: bool = False
     # Beyond the paper (0: off): lifted contact keypoints closer than this to a part's box are moved out to it
-    # before the refit and L_k (stage2.keypoints_out_of_boxes): a joint centre lies a finger's half thickness
+    # before the refit and L_k (stage2_init.keypoints_out_of_boxes): a joint centre lies a finger's half thickness
     # off the surface the finger touches (fridge_hoi, session-4 lifting: 25 % of the lifted keypoints within 1 cm
     # of the door's box, 9 % inside; the ground truth's hand joints 5 % within 1 cm, none inside).
     keypoint_clearance_m: float = bounded(0.0, 0.0)

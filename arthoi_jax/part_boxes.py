@@ -1,5 +1,5 @@
 """Solid boxes of the object's parts for Stage II's penetration term (stage2_losses.box_penetration_loss) and the
-arm refit's clearance (stage2.refit_arms).
+arm refit's clearance (stage2_init.refit_arms).
 
 The Stage I Gaussians are a shell: the faces camera 0 sees. A part's solid is taken as an oriented box around
 its frame-0 Gaussians that extends `thickness_m` behind the visible face along the face's normal (the

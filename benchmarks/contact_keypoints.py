@@ -7,7 +7,7 @@ part's frame ("anchored": stage2.contact_anchor on top).
                                          [--set key=value ...] [--json PATH]
 
 Reads <runs>/<object>/base (generate, segment and stage1 folders written by benchmarks/interaction.py) and lifts
-the keypoints as Stage II does (stage2.contact_keypoints). Per object, on the frames where the ground truth has
+the keypoints as Stage II does (stage2_init.contact_keypoints). Per object, on the frames where the ground truth has
 the hand on the handle: the median and 90th percentile distance of the contact keypoints to the hand joints they
 stand for (cm), the keypoints per frame of the contacting hand, and the grip keypoint (the middle finger's
 knuckle, the point hand-to-handle scores): its median distance and the fraction of frames that have it. "GT
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arthoi_jax import config as config_lib
 from arthoi_jax import contact as contact_lib
-from arthoi_jax import stage1, stage2
+from arthoi_jax import stage1, stage2_init
 from arthoi_jax.body.model import forward_sequence, params_from_smplx
 from arthoi_jax.io import bundle as bundle_io
 from arthoi_jax.io import stage1_outputs
@@ -77,7 +77,7 @@ def run_object(obj: str, runs: Path, overrides: list[str]) -> dict:
     out = {"contact_frames": int(frames.sum()), "detected_contact_frames": int(contact[:, side].sum())}
     for name, change in LIFTINGS.items():
         c = dataclasses.replace(cfg.stage2, **change)
-        kp, kw = stage2.contact_keypoints(b, scene, poses, contact, c, cfg.render)
+        kp, kw = stage2_init.contact_keypoints(b, scene, poses, contact, c, cfg.render)
         out[name] = scores(kp[:, side], kw[:, side], gt[:, side], frames)
     g = gt[:, side][frames]
     pose = b.gt.part_poses[frames, 0]

@@ -60,7 +60,7 @@ def _child(stage: str, run_dir: Path, iters: int, window: int | None, max_temp_g
     import numpy as np
 
     from arthoi_jax import config as config_lib
-    from arthoi_jax import pipeline, stage1, stage2
+    from arthoi_jax import pipeline, stage1, stage2, stage2_init
     from arthoi_jax.io import stage1_outputs
 
     t0 = time.perf_counter()
@@ -89,8 +89,8 @@ def _child(stage: str, run_dir: Path, iters: int, window: int | None, max_temp_g
         c = dataclasses.replace(cfg.stage2, iters=iters, steps_per_chunk=iters,
                                 **({} if window is None else {"window_frames": window}))
         out["window_frames"], out["render_frames"] = c.window_frames, c.render_frames
-        data = stage2.prepare(b, seg, b.gt.part_poses, load_body_model(cfg.body), c, cfg.stage1, cfg.render,
-                              cfg.segmentation.binding_radius_m)
+        data = stage2_init.prepare(b, seg, b.gt.part_poses, load_body_model(cfg.body), c, cfg.stage1, cfg.render,
+                                   cfg.segmentation.binding_radius_m)
         out["inputs_mib"] = _vm("VmHWM")
         state = stage2.init_state(stage2.initial_params(data.init, b.gt.part_poses.shape[1]), c)
         compiled = stage2.run_steps.lower(state, data, cfg=c, render_cfg=cfg.render, num_steps=iters).compile()

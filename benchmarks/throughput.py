@@ -35,7 +35,7 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arthoi_jax import stage1, stage2
+from arthoi_jax import stage1, stage2, stage2_init
 from arthoi_jax.batch import sharding, stage1_batch, stage2_batch
 from arthoi_jax.batch.padding import pad_scene
 from arthoi_jax.config import (BodyConfig, HmrSimConfig, RenderConfig, SegmentationConfig, Stage1Config, Stage2Config,
@@ -157,7 +157,7 @@ def _stage2_scenes(n: int, args, model):
                                                   seed=i // 2, num_tracks=300, human=True, max_angle_deg=25.0,
                                                   max_translation_m=0.25), model, HmrSimConfig())
         seg = segment(b.frames, b.object_masks, b.depth, b.K, b.tracks, b.visibility, seg_cfg)
-        out.append(stage2.prepare(b, seg, b.gt.part_poses, model, cfg, s1, render, seg_cfg.binding_radius_m))
+        out.append(stage2_init.prepare(b, seg, b.gt.part_poses, model, cfg, s1, render, seg_cfg.binding_radius_m))
     return out, cfg, render
 
 

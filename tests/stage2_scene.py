@@ -8,7 +8,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from arthoi_jax import stage1, stage2
+from arthoi_jax import stage1, stage2_init
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body.model import BodyParams, forward_sequence
 from arthoi_jax.config import RenderConfig, Stage1Config, Stage2Config
@@ -61,8 +61,8 @@ def problem(model, cfg: Stage2Config = FAST, target_offset=(0.0, 0.0, 0.1)):
     masks[:, 8:40, 24:40] = True
     poses = np.tile(np.eye(4), (T, 1, 1, 1))
     M = obj.track_points.shape[0]
-    data = stage2.build_data(model, init, frames, masks, K, obj, poses, kp, kw, contact, np.ones((T, 4), bool),
-                             np.zeros((T, M, 2), np.float32), np.zeros((T, M), bool), cfg)
+    data = stage2_init.build_data(model, init, frames, masks, K, obj, poses, kp, kw, contact, np.ones((T, 4), bool),
+                                  np.zeros((T, M, 2), np.float32), np.zeros((T, M), bool), cfg)
     return data, target
 
 

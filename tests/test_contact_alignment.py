@@ -1,10 +1,10 @@
 """Stage II's start: contact keypoints lifted at the nearest surface near them, the body placed by the frame-0
-depth over its mask, and the arms refitted to the keypoints (stage2.align_to_depth, stage2.refit_arms)."""
+depth over its mask, and the arms refitted to the keypoints (stage2_init.align_to_depth, stage2_init.refit_arms)."""
 
 import numpy as np
 import pytest
 
-from arthoi_jax import contact, stage2
+from arthoi_jax import contact, stage2, stage2_init
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body.model import forward_sequence
 from arthoi_jax.config import BodyConfig
@@ -56,11 +56,11 @@ def test_depth_alignment_moves_the_body_along_its_ray_to_the_depth_over_its_mask
     pelvis = np.asarray(forward_sequence(model, truth).joints[0, 0])
     depth = _depth_of(np.asarray(forward_sequence(model, truth).vertices[0]))
     hmr = truth.replace(transl=truth.transl + 0.15 * pelvis)  # 15 % too deep along the pelvis ray (as hmr_sim)
-    out = stage2.align_to_depth(model, hmr, depth, depth > 0, K, cell_px=2)
+    out = stage2_init.align_to_depth(model, hmr, depth, depth > 0, K, cell_px=2)
     moved = np.asarray(out.transl - hmr.transl)
     np.testing.assert_allclose(np.cross(moved[0], pelvis), 0.0, atol=1e-4)  # along the pelvis ray ...
     np.testing.assert_allclose(np.asarray(out.transl), np.asarray(truth.transl), atol=0.015)  # ... back (1.1 cm)
-    unknown = stage2.align_to_depth(model, hmr, np.zeros_like(depth), depth > 0, K)  # no depth: unchanged
+    unknown = stage2_init.align_to_depth(model, hmr, np.zeros_like(depth), depth > 0, K)  # no depth: unchanged
     np.testing.assert_array_equal(np.asarray(unknown.transl), np.asarray(hmr.transl))
 
 
@@ -74,12 +74,12 @@ def test_refit_arms_brings_the_hand_joints_to_their_keypoints_and_leaves_the_res
     kp[:, 1] = joints[:, right] + [0.0, 0.0, -0.12]  # the right hand's keypoints 12 cm towards the camera
     kw[:, 1, 1:] = 1.0
     kw[2, 1] = 0.0  # a frame without keypoints follows its neighbours
-    out = stage2.refit_arms(model, init, kp, kw)
+    out = stage2_init.refit_arms(model, init, kp, kw)
     after = np.asarray(forward_sequence(model, out).joints)
     skel = right[(right < jn.NUM_JOINTS) & (np.arange(21) > 0)]
     err = np.linalg.norm(after[:, skel] - kp[:, 1][:, (right < jn.NUM_JOINTS) & (np.arange(21) > 0)], axis=-1)
     assert np.median(err[[0, 1, 3, 4, 5]]) < 0.02 and np.median(err[2]) < 0.04  # from 12 cm
     legs = [jn.SKELETON.index(n) for n in ("left_ankle", "right_ankle", "left_wrist", "head")]
     np.testing.assert_allclose(after[:, legs], joints[:, legs], atol=1e-5)  # only the right arm turned
-    same = stage2.refit_arms(model, init, kp, np.zeros_like(kw))
+    same = stage2_init.refit_arms(model, init, kp, np.zeros_like(kw))
     np.testing.assert_array_equal(np.asarray(same.body_pose), np.asarray(init.body_pose))

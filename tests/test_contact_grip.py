@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from arthoi_jax import contact, stage2
+from arthoi_jax import contact, stage2_init
 from arthoi_jax.config import RenderConfig, Stage2Config
 from arthoi_jax.errors import InputError
 from arthoi_jax.render.types import Gaussians
@@ -60,8 +60,8 @@ def _lift(rigid: bool, offsets=None):
                                    hand_keypoint_conf=np.ones((2, 2, 21), np.float32), T_cam_world=None)
     cfg = dataclasses.replace(Stage2Config(), render_downsample=1, contact_window_px=0.0, contact_offset_m=0.0,
                               contact_rigid_parts=rigid, contact_finger_offsets_m=offsets)
-    pts, w = stage2.contact_keypoints(bundle, _door(), poses, np.array([[True, False]] * 2), cfg,
-                                      RenderConfig(mode="dense"))
+    pts, w = stage2_init.contact_keypoints(bundle, _door(), poses, np.array([[True, False]] * 2), cfg,
+                                           RenderConfig(mode="dense"))
     return pts[:, 0], w[:, 0], truth
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from arthoi_jax import config as config_lib
-from arthoi_jax import contact, stage2
+from arthoi_jax import contact, stage2_init
 from arthoi_jax.body.model import BodyParams
 from arthoi_jax.config import BodyConfig, RenderConfig, Stage1Config, Stage2Config
 from arthoi_jax.errors import BundleError, ConfigError, InputError
@@ -18,7 +18,7 @@ from tests.stage2_scene import FAST, K, T, init_params
 
 
 def prepare(b):
-    return stage2.prepare(b, None, None, None, Stage2Config(), Stage1Config(), RenderConfig(), 0.05)
+    return stage2_init.prepare(b, None, None, None, Stage2Config(), Stage1Config(), RenderConfig(), 0.05)
 
 
 def test_stage2_rejects_a_bundle_without_smplx_init():
@@ -60,8 +60,8 @@ def test_stage2_rejects_an_init_with_another_frame_count():
     init = jax.tree.map(lambda x: x[:T - 1], init_params(model)).replace(betas=BodyParams.zeros(model).betas)
     masks = np.zeros((T, 48, 64), bool)
     with pytest.raises(InputError, match=rf"smplx_init: {T - 1} frames for a {T}-frame video"):
-        stage2.build_data(model, init, np.zeros((T, 48, 64, 3), np.uint8), masks, K, None, None, None, None, None,
-                          None, None, None, FAST)
+        stage2_init.build_data(model, init, np.zeros((T, 48, 64, 3), np.uint8), masks, K, None, None, None, None, None,
+                               None, None, None, FAST)
 
 
 def test_human_motion_file_missing_an_array_is_named(tmp_path):

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arthoi_jax import stage1, stage2
+from arthoi_jax import stage1, stage2, stage2_init
 from arthoi_jax.body.model import forward_sequence
 from arthoi_jax.config import BodyConfig, RenderConfig, SegmentationConfig, Stage1Config, SyntheticConfig
 from arthoi_jax.io.body_model_file import load_body_model
@@ -116,8 +116,8 @@ def test_stage2_object_depth_is_camera_t_depth(body_problem):
     cams[:, 2, 3] = 0.1 * np.arange(T)  # camera t stepped back 10 cm per frame: the plane 10 cm deeper each frame
     poses = np.tile(np.eye(4), (T, 1, 1, 1))
     H, W = stage2_scene.H, stage2_scene.W
-    a0, z0 = stage2.object_depth(data.obj, poses, stage2_scene.K, (H, W), 4, stage2_scene.RENDER)
-    a1, z1 = stage2.object_depth(data.obj, poses, stage2_scene.K, (H, W), 4, stage2_scene.RENDER, T_cam_world=cams)
+    a0, z0 = stage2_init.object_depth(data.obj, poses, stage2_scene.K, (H, W), 4, stage2_scene.RENDER)
+    a1, z1 = stage2_init.object_depth(data.obj, poses, stage2_scene.K, (H, W), 4, stage2_scene.RENDER, T_cam_world=cams)
     np.testing.assert_allclose(z1[0], z0[0], atol=1e-6)  # frame 0: the world frame
     on = (a0 > 0.9) & (a1 > 0.9)
     t = T - 1

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arthoi_jax import stage2
+from arthoi_jax import stage2, stage2_init
 from arthoi_jax import stage2_losses as L
 from arthoi_jax.body import ik
 from arthoi_jax.body import joint_names as jn
@@ -76,7 +76,7 @@ def test_keypoints_inside_or_near_a_box_move_out_to_the_clearance():
     kw = np.zeros((1, 2, 21), np.float32)
     kp[0, 0, :4] = frame0 @ pose[:3, :3].T + pose[:3, 3]
     kw[0, 0, :3] = 1.0
-    out = stage2.keypoints_out_of_boxes(kp, kw, boxes, pose[None, None], 0.01)
+    out = stage2_init.keypoints_out_of_boxes(kp, kw, boxes, pose[None, None], 0.01)
     back = (out[0, 0, :4] - pose[:3, 3]) @ pose[:3, :3]  # to frame 0
     np.testing.assert_allclose(back[:2], [[0.0, 0.1, 1.99], [0.1, 0.0, 1.99]], atol=1e-4)
     np.testing.assert_allclose(out[0, 0, 2:], kp[0, 0, 2:], atol=1e-6)  # far enough; not lifted; zeros
@@ -121,13 +121,13 @@ def test_refit_clearance_takes_the_hand_out_of_the_box(model):
     kp = np.zeros((n, 2, 21, 3), np.float32)
     kw = np.zeros((n, 2, 21), np.float32)
     kp[:, 1, 0], kw[:, 1, 0] = target, 1.0
-    boxes = stage2.scene_boxes(data.obj, 1, ARM_CFG)
+    boxes = stage2_init.scene_boxes(data.obj, 1, ARM_CFG)
     poses = np.asarray(data.object_poses)[:n]
     c = ik.Clearance(jnp.asarray(ik.arm_vertices(model, "right")),
                      *(jnp.asarray(a, jnp.float32) for a in posed_boxes(boxes, poses)))
     out = []
     for clear in (None, (boxes, poses, 0.003)):
-        init = stage2.refit_arms(model, base, kp, kw, clear)
+        init = stage2_init.refit_arms(model, base, kp, kw, clear)
         axes = jax.tree.map(lambda _: 0, init).replace(betas=None)
         j, v = jax.vmap(ik.joints_and_vertices, in_axes=(None, axes, None))(model, init, c.vertices)
         sdf = jax.vmap(box_sdf)(v, c.centre, c.axes, c.half)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arthoi_jax import stage2
+from arthoi_jax import stage2, stage2_init
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body.model import BodyParams, forward_sequence
 from arthoi_jax.config import BodyConfig
@@ -75,10 +75,10 @@ def test_object_depth_of_the_moving_parts_leaves_out_the_static_body(model):
 
     data, _ = problem(model, NO_RENDER)
     poses = np.tile(np.eye(4), (1, 1, 1, 1))
-    a_all, z_all = stage2.object_depth(data.obj, poses, K, (H, W), 4, RENDER)
-    a_mov, z_mov = stage2.object_depth(data.obj, poses, K, (H, W), 4, RENDER, moving_only=True)
+    a_all, z_all = stage2_init.object_depth(data.obj, poses, K, (H, W), 4, RENDER)
+    a_mov, z_mov = stage2_init.object_depth(data.obj, poses, K, (H, W), 4, RENDER, moving_only=True)
     static = data.obj.replace(part_of=jnp.zeros_like(data.obj.part_of))  # the same plane as the static body
-    a_static, _ = stage2.object_depth(static, poses, K, (H, W), 4, RENDER, moving_only=True)
+    a_static, _ = stage2_init.object_depth(static, poses, K, (H, W), 4, RENDER, moving_only=True)
     assert a_all.max() > 0.5
     np.testing.assert_allclose(a_mov, a_all, atol=1e-6)
     np.testing.assert_allclose(z_mov, z_all, atol=1e-6)

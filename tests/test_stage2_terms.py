@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arthoi_jax import stage2
+from arthoi_jax import stage2, stage2_init
 from arthoi_jax import stage2_losses as L
 from arthoi_jax.config import Stage2Config
 from arthoi_jax.part_boxes import part_boxes
@@ -37,7 +37,7 @@ def test_normals_of_a_tilted_plane_face_the_camera():
     u, v = _grid(np.arange(-0.3, 0.3, STEP), np.arange(-0.3, 0.3, STEP))
     axis_u = np.array([np.cos(tilt), 0.0, np.sin(tilt)])  # the plane turned 30 deg about y
     pts = np.array([0.1, 0.0, 2.0]) + u[:, None] * axis_u + v[:, None] * np.array([0.0, 1.0, 0.0])
-    n = stage2.gaussian_normals(pts.astype(np.float32), np.zeros(len(pts), int))
+    n = stage2_init.gaussian_normals(pts.astype(np.float32), np.zeros(len(pts), int))
     true = np.cross(axis_u, [0.0, 1.0, 0.0])
     true = true if true @ pts.mean(0) < 0 else -true  # towards the camera
     err = np.rad2deg(np.arccos(np.clip(n @ true, -1, 1)))
@@ -47,14 +47,14 @@ def test_normals_of_a_tilted_plane_face_the_camera():
 
 def test_normals_of_a_box_follow_its_faces_and_parts_are_fitted_apart():
     pts, n_front = _box_shell()
-    n = stage2.gaussian_normals(pts, np.zeros(len(pts), int))
+    n = stage2_init.gaussian_normals(pts, np.zeros(len(pts), int))
     # Away from the shared edge (x = 0.1) each face's points take its normal; at the edge the fit blends them.
     front_in = np.flatnonzero(pts[:n_front, 0] > 0.1 + 3 * STEP)
     side_in = n_front + np.flatnonzero(pts[n_front:, 2] > 1.3 + 3 * STEP)
     assert np.rad2deg(np.arccos(n[front_in] @ [0, 0, -1.0])).max() < 1.0
     assert np.rad2deg(np.arccos(n[side_in] @ [-1.0, 0, 0])).max() < 1.0
     # Labelled as two parts (a drawer front against its cabinet), the edge does not blend them.
-    n2 = stage2.gaussian_normals(pts, (np.arange(len(pts)) >= n_front).astype(int))
+    n2 = stage2_init.gaussian_normals(pts, (np.arange(len(pts)) >= n_front).astype(int))
     assert np.rad2deg(np.arccos(n2[:n_front] @ [0, 0, -1.0])).max() < 1.0
     assert np.rad2deg(np.arccos(n2[n_front:] @ [-1.0, 0, 0])).max() < 1.0
 
@@ -72,7 +72,7 @@ def test_normals_of_a_box_follow_its_faces_and_parts_are_fitted_apart():
 ])
 def test_inside_test_on_a_box(point, depth):
     pts, _ = _box_shell()
-    n = stage2.gaussian_normals(pts, np.zeros(len(pts), int))
+    n = stage2_init.gaussian_normals(pts, np.zeros(len(pts), int))
     loss = float(L.penetration_loss(jnp.asarray([[point]], jnp.float32), jnp.asarray(pts)[None], jnp.asarray(n)[None],
                                     jnp.ones(len(pts), bool), radius=0.05, margin=0.002))
     assert loss == pytest.approx(0.0 if depth is None else (depth - 0.002) ** 2, rel=1e-3, abs=1e-9)

@@ -131,7 +131,7 @@ def optimize_batch(datas: list[stage2.Stage2Data], key: Stage2BucketKey, model: 
                    mesh: jax.sharding.Mesh, *, seed: int = 0, resume: Progress | None = None,
                    on_chunk: Callable[[Progress, int], None] | None = None,
                    progress: bool = True) -> list[stage2.Stage2Result | OptimizationError]:
-    """Stage II of every scene (Stage2Data of bucket `key`, as stage2.prepare builds them, all of `model`) in one
+    """Stage II of every scene (Stage2Data of bucket `key`, as stage2_init.prepare builds them, all of `model`) in one
     vmapped program sharded over `mesh`: the scenes padded to the bucket, the slot count rounded up to a multiple
     of the device count, then stage2.optimize_scenes (see there for on_chunk and resume).
     Returns, per scene, its Stage2Result (as stage2.optimize with this seed) or its OptimizationError."""

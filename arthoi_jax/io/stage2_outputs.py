@@ -52,7 +52,7 @@ def run_stage2(cfg, bundle, segment_dir: Path, stage1_dir: Path, out: Path) -> N
 
 def stage2_data(cfg, bundle, segment_dir: Path, stage1_dir: Path, model):
     """Stage II's inputs (stage2.Stage2Data) of a bundle with a person, from the segment and stage1 folders."""
-    from arthoi_jax import stage1, stage2
+    from arthoi_jax import stage1, stage2_init
     from arthoi_jax.io import stage1_outputs
 
     seg = stage1_outputs.load_segmentation(segment_dir)
@@ -60,14 +60,14 @@ def stage2_data(cfg, bundle, segment_dir: Path, stage1_dir: Path, model):
     if cfg.stage2.mode == "joint":  # the baseline starts from the per-frame PnP poses, not Stage I's result
         poses = stage1.initial_poses(seg, bundle.tracks, bundle.visibility, bundle.K, cfg.stage1,
                                      bundle.T_cam_world)[1]
-    return stage2.prepare(bundle, seg, poses, model, cfg.stage2, cfg.stage1, cfg.render,
-                          cfg.segmentation.binding_radius_m)
+    return stage2_init.prepare(bundle, seg, poses, model, cfg.stage2, cfg.stage1, cfg.render,
+                               cfg.segmentation.binding_radius_m)
 
 
 def save_stage2(cfg, bundle, segment_dir: Path, model, data, res, out: Path) -> None:
     """Writes a Stage2Result `res` (of `data`) into `out`: human_motion.npz (+ .json), object_transforms.json,
     losses.json (+ losses.png), rerender.mp4."""
-    from arthoi_jax import stage2
+    from arthoi_jax import stage2, stage2_render
     from arthoi_jax.io.body_model_file import license_free_model_file
 
     truth = load_hoi_truth(segment_dir.parent / "generate")
@@ -84,7 +84,7 @@ def save_stage2(cfg, bundle, segment_dir: Path, model, data, res, out: Path) -> 
         _plot(out / "losses.png", {"total": (np.arange(len(res.losses)), res.losses)}, "step", "loss", log_y=True)
     if cfg.output.video:
         H, W = bundle.image_size
-        rerender = stage2.render_sequence(data, res, bundle.K, cfg.render, H, W)
+        rerender = stage2_render.render_sequence(data, res, bundle.K, cfg.render, H, W)
         overlay = (0.5 * bundle.frames + 0.5 * rerender).round().astype(np.uint8)
         media.write_video(out / "rerender.mp4", np.concatenate([bundle.frames, rerender, overlay], axis=2), bundle.fps)
     log.info("stage2: scale %.3f, offset %s m; final terms %s", res.scale, np.round(res.offset, 3).tolist(),
