@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from arthoi_jax.io import bundle as bundle_io
 from arthoi_jax.io import stage1_outputs
 from arthoi_jax.io.body_model_file import load_body_model
 from arthoi_jax.io.human_motion import load_hoi_truth
+from arthoi_jax.io.outputs import write_json
 from arthoi_jax.synthetic.hoi import HAND_KEYPOINT_INDEX
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
@@ -103,8 +103,7 @@ def main(argv=None) -> int:
         for name in LIFTINGS:
             print(f"{o:<8}{name:<11}" + "".join(f"{r[name][c]:>20.2f}" for c in cols)
                   + f"{r['gt_rigidity_cm']:>16.2f}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"runs": args.runs, "overrides": args.set, "objects": res}, indent=2))
+    write_json(Path(args.json), {"runs": args.runs, "overrides": args.set, "objects": res})
     print(f"\nwrote {args.json}")
     return 0
 
