@@ -13,6 +13,7 @@ from arthoi_jax import stage2, stage2_init
 from arthoi_jax import stage2_losses as L
 from arthoi_jax.body import ik
 from arthoi_jax.body import joint_names as jn
+from arthoi_jax.body.model import joints_and_vertices
 from arthoi_jax.config import BodyConfig
 from arthoi_jax.geometry.boxes import box_sdf
 from arthoi_jax.io.body_model_file import load_body_model
@@ -129,7 +130,7 @@ def test_refit_clearance_takes_the_hand_out_of_the_box(model):
     for clear in (None, (boxes, poses, 0.003)):
         init = stage2_init.refit_arms(model, base, kp, kw, clear)
         axes = jax.tree.map(lambda _: 0, init).replace(betas=None)
-        j, v = jax.vmap(ik.joints_and_vertices, in_axes=(None, axes, None))(model, init, c.vertices)
+        j, v = jax.vmap(joints_and_vertices, in_axes=(None, axes, None))(model, init, c.vertices)
         sdf = jax.vmap(box_sdf)(v, c.centre, c.axes, c.half)
         err = np.linalg.norm(np.asarray(j[:, jn.joint_index("right_wrist")]) - target, axis=-1)
         out.append((float(sdf.min()), float(err.max())))

@@ -48,7 +48,7 @@ import optax
 
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body import lbs
-from arthoi_jax.body.model import BodyModel, BodyParams, full_pose, rest_joints
+from arthoi_jax.body.model import BodyModel, BodyParams, joints_and_vertices, rest_joints
 from arthoi_jax.errors import InputError, OptimizationError
 from arthoi_jax.io.bundle import SmplxParams
 from arthoi_jax.preprocess.mediapipe_human import BODY_LANDMARKS
@@ -112,17 +112,8 @@ def mapped_joints(model: BodyModel, betas, global_orient, body_pose, transl) -> 
     -> [21, 3] metres. Skins only the few vertex joints needed (not all vertices); matches `forward`'s joints."""
     params = BodyParams.zeros(model).replace(betas=betas, global_orient=global_orient, body_pose=body_pose,
                                              transl=transl)
-    J = rest_joints(model, betas, params.expression)
-    rot = lbs.rodrigues(full_pose(model, params))
-    posed, rel = lbs.rigid_transforms(rot, J, model.parents)
-    vids = np.asarray(jn.EXTRA_VERTEX_IDS)
-    v = model.v_template[vids] + model.shapedirs[vids] @ betas
-    feature = (rot[1:] - jnp.eye(3)).reshape(-1)
-    posedirs = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, vids]  # [P, n, 3]
-    v = v + jnp.einsum("p,pnc->nc", feature, posedirs)
-    extra = lbs.skin(v, model.weights[vids], rel)
-    joints = jnp.concatenate([posed, extra])  # skeleton then vertex joints, as the output order
-    return joints[JOINT_IDS] + transl
+    posed, extra = joints_and_vertices(model, params, np.asarray(jn.EXTRA_VERTEX_IDS))
+    return jnp.concatenate([posed, extra])[JOINT_IDS]  # skeleton then vertex joints, as the output order
 
 
 def body_height(model: BodyModel, betas) -> jnp.ndarray:

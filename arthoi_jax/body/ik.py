@@ -19,7 +19,7 @@ from flax import struct
 
 from arthoi_jax.body import joint_names as jn
 from arthoi_jax.body import lbs
-from arthoi_jax.body.model import BodyModel, BodyParams, full_pose, rest_joints
+from arthoi_jax.body.model import BodyModel, BodyParams, full_pose, joints_and_vertices, rest_joints
 from arthoi_jax.geometry.boxes import box_frames, box_sdf
 
 SPINE = ("spine1", "spine2", "spine3")
@@ -74,18 +74,6 @@ def skeleton_joints(model: BodyModel, params: BodyParams) -> jnp.ndarray:
     rot = lbs.rodrigues(full_pose(model, params))
     J = rest_joints(model, params.betas, params.expression)
     return lbs.rigid_transforms(rot, J, model.parents)[0] + params.transl
-
-
-def joints_and_vertices(model: BodyModel, params: BodyParams, idx: jnp.ndarray):
-    """Skeleton joints [55, 3] and the posed vertices idx [K] -> [K, 3] (world, transl added) of one frame: the
-    full forward (shape, expression and pose blend shapes, skinning) restricted to those vertices."""
-    rot = lbs.rodrigues(full_pose(model, params))
-    J = rest_joints(model, params.betas, params.expression)
-    joints, rel = lbs.rigid_transforms(rot, J, model.parents)
-    v = (model.v_template[idx] + model.shapedirs[idx] @ params.betas + model.exprdirs[idx] @ params.expression)
-    posedirs = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, idx]  # [9 (J - 1), K, 3]
-    v = v + jnp.einsum("p,pkc->kc", (rot[1:] - jnp.eye(3)).reshape(-1), posedirs)
-    return joints + params.transl, lbs.skin(v, model.weights[idx], rel) + params.transl
 
 
 @partial(jax.jit, static_argnames=("effectors", "free", "iters"))

@@ -289,6 +289,18 @@ def rest_joints(model: BodyModel, betas: jnp.ndarray, expression: jnp.ndarray) -
     return model.J_template + model.J_shapedirs @ jnp.concatenate([betas, expression])
 
 
+def joints_and_vertices(model: BodyModel, params: BodyParams, idx) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """One frame: posed skeleton joints [55, 3] and the vertices idx [K] -> [K, 3], world (transl added): the
+    full forward (shape, expression and pose blend shapes, skinning) restricted to those vertices, cheaper than
+    `forward` when K is small (landmark vertices, a hand's vertices)."""
+    rot = lbs.rodrigues(full_pose(model, params))
+    joints, rel = lbs.rigid_transforms(rot, rest_joints(model, params.betas, params.expression), model.parents)
+    v = model.v_template[idx] + model.shapedirs[idx] @ params.betas + model.exprdirs[idx] @ params.expression
+    posedirs = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, idx]  # [9 (J - 1), K, 3]
+    v = v + jnp.einsum("p,pkc->kc", (rot[1:] - jnp.eye(3)).reshape(-1), posedirs)
+    return joints + params.transl, lbs.skin(v, model.weights[idx], rel) + params.transl
+
+
 def _forward(model: BodyModel, params: BodyParams) -> BodyOutput:
     check_param_shapes(model, params)
     coeffs = jnp.concatenate([params.betas, params.expression])
