@@ -184,6 +184,10 @@ class Stage2Config:
     # (a wrong depth) pulls with a bounded force instead of dragging the body.
     kinematic_sigma_m: float = bounded(0.05, 0.0, None, lo_open=True)
     lambda_c: float = bounded(1e5, 0.0)
+    # Beyond the paper (0: its term): the contact term is free within this distance of the object surface. The
+    # hand's joint centres lie a finger's thickness off the surface it touches, and where the hand hides the gripped
+    # stretch of a handle the nearest Gaussian is the face behind it (measured: see the HOI configs).
+    contact_tolerance_m: float = bounded(0.0, 0.0)
     beta_h: float = bounded(1.0, 0.0)
     eta: float = bounded(1.0, 0.0)
     grad_clip: float = bounded(1.0, 0.0, None, lo_open=True)

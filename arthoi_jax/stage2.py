@@ -228,7 +228,8 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         surf, normals = _surface(data, poses)
         valid = data.obj.valid[data.surface_idx]
     if cfg.use_contact_loss:
-        per_hand = [L.contact_loss(hands[:, 21 * s: 21 * (s + 1)], surf, valid, data.hand_contact[:, s])
+        per_hand = [L.contact_loss(hands[:, 21 * s: 21 * (s + 1)], surf, valid, data.hand_contact[:, s],
+                                    cfg.contact_tolerance_m)
                     for s in range(2)]
         terms["contact"] = cfg.lambda_c * (per_hand[0] + per_hand[1])
     if cfg.use_penetration_loss and cfg.penetration_model == "box":

@@ -72,15 +72,19 @@ def nearest(points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray) -> tu
 
 
 def contact_loss(hand_points: jnp.ndarray, surface: jnp.ndarray, valid: jnp.ndarray,
-                 contact: jnp.ndarray) -> jnp.ndarray:
+                 contact: jnp.ndarray, tolerance: float = 0.0) -> jnp.ndarray:
     """Hand-object contact: on contact frames, the squared distance from the hand (its closest point) to the
-    object surface. hand_points [T, K, 3]; surface [T, S, 3]; valid [S]; contact [T] in [0, 1].
-    The closest pair is chosen without gradient; the distance between them is differentiated."""
+    object surface, less `tolerance` metres (a distance within it costs nothing). hand_points [T, K, 3]; surface
+    [T, S, 3]; valid [S]; contact [T] in [0, 1]. The closest pair is chosen without gradient; the distance
+    between them is differentiated."""
 
     def frame(x, s):
         idx, d2 = nearest(jax.lax.stop_gradient(x), jax.lax.stop_gradient(s), valid)
         k = jnp.argmin(d2)
-        return jnp.sum((x[k] - s[idx[k]]) ** 2)
+        if tolerance == 0.0:  # the paper's term (and its gradient at d = 0)
+            return jnp.sum((x[k] - s[idx[k]]) ** 2)
+        d = jnp.sqrt(jnp.sum((x[k] - s[idx[k]]) ** 2) + 1e-12)
+        return jnp.maximum(d - tolerance, 0.0) ** 2
 
     return jnp.sum(contact * jax.vmap(frame)(hand_points, surface))
 

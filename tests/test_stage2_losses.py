@@ -66,6 +66,16 @@ def test_contact_loss_is_the_closest_hand_to_surface_distance():
         1.0 + 0.04)
 
 
+
+def test_contact_loss_tolerance_is_free_within_it_and_pulls_past_it():
+    surf = jnp.array([[[0.0, 0.0, 1.0]]] * 2)
+    hand = jnp.array([[[0.0, 0.0, 0.99]], [[0.0, 0.0, 0.95]]])  # 1 cm and 5 cm in front of the surface
+    valid, on = jnp.array([True]), jnp.ones(2)
+    assert float(L.contact_loss(hand, surf, valid, on, 0.02)) == pytest.approx(0.03**2, rel=1e-4)
+    g = jax.grad(lambda x: L.contact_loss(x, surf, valid, on, 0.02))(hand)
+    assert float(jnp.abs(g[0]).max()) == 0.0  # within the tolerance: no pull
+    assert float(g[1, 0, 2]) == pytest.approx(-2 * 0.03, rel=1e-3)  # past it: towards the surface (+z)
+
 @pytest.mark.parametrize("name", ["smooth", "contact", "penetration", "foot"])
 def test_gradients_match_finite_differences(name):
     jax.config.update("jax_enable_x64", True)
