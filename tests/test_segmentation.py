@@ -11,7 +11,9 @@ from arthoi_jax.grabcut_masks import prompt_mask, voronoi_mask
 from arthoi_jax.io.bundle import MOVING_PART_ID0, STATIC_PART_ID
 from arthoi_jax.metrics import mask_iou, rotation_errors_deg
 from arthoi_jax.segmentation import (
+    DRAGGED_COS,
     QUASI_STATIC_SEEN,
+    _follows,
     assign_tracks,
     backproject_weights,
     binding_pairs,
@@ -167,6 +169,36 @@ def test_a_part_left_with_too_few_tracks_is_dropped():
     assert len(kept) == 1 and np.array_equal(kept[0], poses[:, 1])
     assert labels.max() == 1 and (labels[truth[keep] == 2] <= 0).all()  # undecided, or static near the hinge
     np.testing.assert_array_equal(labels[truth[keep] == 1] >= 0, labels[truth[keep] == 1] == 1)
+
+
+def test_tracks_dragged_along_by_a_part_make_no_part():
+    """Static-body tracks dragged along by part 1 (moved by half its rotation, as under its occluding edge) fit a
+    rigid motion of their own, but move the way part 1 would move them: that motion is dropped; the two parts
+    turning opposite ways do not follow each other and are kept."""
+    pts, tracks, vis, K, truth, poses = _two_part_tracks()
+    half = np.tile(np.eye(4), (len(poses), 1, 1))
+    pivot = np.array([-0.6, 0, 3.0])
+    for t in range(len(poses)):
+        half[t, :3, :3] = Rotation.from_rotvec([0, 0.06 * t, 0]).as_matrix()
+        half[t, :3, 3] = pivot - half[t, :3, :3] @ pivot
+    static = np.nonzero(truth == 0)[0]
+    dragged = static[np.argsort(pts[static, 0])[-30:]]  # the right half of the strip below the parts
+    X = np.einsum("tij,nj->tni", half[:, :3, :3], pts[dragged]) + half[:, None, :3, 3]
+    tracks = tracks.copy()
+    tracks[:, dragged] = X[..., :2] / X[..., 2:] * 200 + [64, 48]
+    usable = np.ones(len(pts), bool)
+    parts = [poses[:, 1], poses[:, 2], half]
+    assert (assign_tracks(pts, tracks, vis, K, parts, usable, SEG) == 3).sum() >= SEG.min_part_tracks
+
+    def score(P, m):
+        return _follows(P, pts[m], tracks[:, m], vis[:, m], tracks[:1, m], K)
+
+    assert score(poses[:, 1], dragged) > 0.95 > DRAGGED_COS
+    assert score(poses[:, 1], truth == 2) < 0 and score(poses[:, 2], truth == 1) < 0
+    labels, kept = label_tracks(pts, tracks, vis, K, parts, usable, SEG)
+    assert len(kept) == 2 and np.array_equal(kept[0], poses[:, 1]) and np.array_equal(kept[1], poses[:, 2])
+    assert labels.max() == 2 and (labels[dragged] != 2).all()  # static, undecided or part 1's at best
+    np.testing.assert_array_equal(labels[truth == 2] >= 0, labels[truth == 2] == 2)
 
 
 def test_pnp_poses_recover_exact_motion_and_hold_through_hidden_frames():
