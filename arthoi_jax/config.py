@@ -134,10 +134,11 @@ class Stage1Config:
     # improves (2.84 -> 1.91 cm, axis 6.92 -> 4.45 deg) but the door (1.02 -> 1.98 deg) and cabinet2 (7.68 ->
     # 8.22 deg) get worse; fridge and lid unchanged.
     init_min_corner_ratio: float = bounded(0.0, 0.0, 1.0)
-    # Beyond the paper: a prismatic joint from the tracks is then refined by aligning the part's frame-0 pixels
-    # to every frame (articulation.refine_prismatic_photometric): LK tracks slide along a growing striped front.
-    # On LK tracks drawer 2.84 -> 0.54 cm, axis 6.92 -> 0.97 deg; revolute scenes unchanged; tracks that the
-    # track fit reprojects within stage1.PHOTOMETRIC_MIN_TRACK_PX keep it (exact tracks: drawer 0.01 cm).
+    # Beyond the paper: the joint from the tracks is then refined by aligning the part's frame-0 pixels to every
+    # frame (articulation.refine_joint_photometric): LK tracks slide along a growing striped front. On LK tracks
+    # drawer 2.84 -> 0.54 cm, axis 6.92 -> 0.97 deg; cabinet2 3.61 / 6.83 deg, axis 5.01 -> 0.73 / 1.61, 0.14;
+    # tracks that the track fit reprojects within stage1.PHOTOMETRIC_MIN_TRACK_PX keep it (exact tracks: drawer
+    # 0.01 cm).
     init_photometric: bool = True
     render_downsample: int = bounded(4, 1, 64)  # the reconstruction loss compares images this much smaller
     steps_per_chunk: int = bounded(25, 1)  # steps per jitted lax.scan call (progress and checks in between)

@@ -10,8 +10,9 @@ so it cannot follow a door turning degrees per frame from the previous frame's p
 from a closed-form pose (`init: joint`, default): RANSAC PnP of the part's tracks per frame (frame-0 3D points from
 the depth -> 2D positions at t), a joint fitted to those poses, then refined on all frames' tracks at once (one
 shared axis: per-frame PnP of a planar part seen obliquely is ill-conditioned, 25 deg off on LK tracks of the door,
-the shared-axis fit 3 deg). A prismatic joint is then aligned to the images (`init_photometric`, beyond the paper:
-LK tracks slide along a striped front that grows as it comes closer, and its direction rests on that growth).
+the shared-axis fit 3 deg). The joint is then aligned to the images (`init_photometric`, beyond the paper:
+LK tracks slide along a striped front that grows as it comes closer, and a prismatic direction rests on that
+growth; a revolute axis fitted to them is 4-5 deg off on the LK cabinet2's doors, 0.1 deg once aligned).
 `init: pnp` (per-frame PnP) and `init: previous` (warm start from the previous frame)
 are kept for comparison. In the 1-DOF modes, with `joint_iters` > 0 (beyond the paper), the shared joint and all
 frames' values are first refined on all frames' losses together (arthoi_jax/stage1_joint.py, `refine_joints`).
@@ -48,7 +49,7 @@ from arthoi_jax.articulation import (
     fit_joint,
     joint_from_tracks,
     joint_transform,
-    refine_prismatic_photometric,
+    refine_joint_photometric,
     reprojection_error_px,
 )
 from arthoi_jax.config import RenderConfig, Stage1Config
@@ -63,7 +64,7 @@ PAD = 256
 MIN_INIT_TRACKS = 12  # init_min_corner_ratio keeps every track of a part that would be left with fewer
 # init_photometric (photometric_samples): erosion of the part mask, blur of the grey frames (the basin of the
 # wood-grain stripes), fewest pixels worth aligning. Drawer on LK tracks (bundle depth, before the trimming step
-# of refine_prismatic_photometric; scratch, session 6), erosion 1 / 3 / 5 px: axis 2.3 / 0.2 / 3.8 deg; blur sigma
+# of refine_joint_photometric; scratch, session 6), erosion 1 / 3 / 5 px: axis 2.3 / 0.2 / 3.8 deg; blur sigma
 # 0.7 / 1 / 1.5 px: 0.5 / 0.2 / 1.5 deg.
 PHOTOMETRIC_ERODE_PX = 3
 PHOTOMETRIC_BLUR_PX = 1.0
@@ -374,8 +375,9 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
     world (= camera 0) frame, PnP converted from camera t and the joint projected through each frame's camera.
     frame0 [H, W, 3] uint8: with cfg.init_min_corner_ratio > 0, a part's tracks whose frame-0 window is edge-like
     (`corner_ratio`) are left out of these fits while at least MIN_INIT_TRACKS remain (L_tr keeps them all).
-    frames [T, H, W, 3] uint8: with cfg.init_photometric, a prismatic joint is then refined by aligning the part's
-    frame-0 pixels to every frame (articulation.refine_prismatic_photometric; `photometric_samples`)."""
+    frames [T, H, W, 3] uint8: with cfg.init_photometric, a joint whose tracks reproject worse than
+    PHOTOMETRIC_MIN_TRACK_PX is then refined by aligning the part's frame-0 pixels to every frame
+    (articulation.refine_joint_photometric; `photometric_samples`)."""
     T, P = tracks.shape[0], seg.num_parts
     pnp = np.tile(np.eye(4), (T, P, 1, 1))
     joints = []
@@ -393,7 +395,7 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
                               T_cam_world)
         joint = joint_from_tracks(pnp[:, p], seg.track_points[m], tracks[:, m], visibility[:, m], K, kind,
                                   T_cam_world)
-        if (cfg.init_photometric and frames is not None and joint.joint_type == "prismatic"
+        if (cfg.init_photometric and frames is not None
                 and reprojection_error_px(joint, seg.track_points[m], tracks[:, m], visibility[:, m], K,
                                           T_cam_world) > PHOTOMETRIC_MIN_TRACK_PX):
             uv, points = photometric_samples(seg, p, K)
@@ -401,7 +403,7 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
                 blurred = blurred if blurred is not None else np.stack([cv2.GaussianBlur(
                     cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0),
                     PHOTOMETRIC_BLUR_PX) for f in frames])
-                joint = refine_prismatic_photometric(joint, blurred, uv, points, K, T_cam_world=T_cam_world)
+                joint = refine_joint_photometric(joint, blurred, uv, points, K, T_cam_world=T_cam_world)
         joints.append(joint)
     init = np.stack([j.poses() for j in joints], 1) if cfg.init == "joint" else pnp
     return init, pnp, tuple(joints)
