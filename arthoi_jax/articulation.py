@@ -129,6 +129,23 @@ def fit_joint(poses: np.ndarray, points: np.ndarray, joint_type: str = "auto") -
     return rev if rev.residual_m <= pri.residual_m else pri
 
 
+def _joint_pixels(axis: np.ndarray, pivot: np.ndarray, values: np.ndarray, points: np.ndarray, revolute: bool,
+                  K: np.ndarray, cams: np.ndarray | None) -> np.ndarray:
+    """Frame-0 points [N, 3] (world) moved by a joint (unit axis, pivot, values [T'] radians or metres) and projected
+    -> pixels [T', N, 2] (OpenCV, the tracks' convention), through world-to-camera cams [T', 4, 4] (None: static).
+    The inner function of the least-squares refinements below, so plain numpy (finite differences)."""
+    v = values[:, None, None]
+    if revolute:
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        R = np.eye(3) + np.sin(v) * k + (1 - np.cos(v)) * (k @ k)  # Rodrigues, [T', 3, 3]
+        X = np.einsum("tij,nj->tni", R, points - pivot) + pivot
+    else:
+        X = points[None] + v * axis
+    if cams is not None:
+        X = np.einsum("tij,tnj->tni", cams[:, :3, :3], X) + cams[:, None, :3, 3]
+    return X[..., :2] / np.maximum(X[..., 2:], 1e-6) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
+
+
 def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
                            K: np.ndarray, scale_px: float = 2.0,
                            T_cam_world: np.ndarray | None = None) -> tuple[JointFit, float]:
@@ -147,8 +164,6 @@ def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray
     from scipy.optimize import least_squares
 
     rev = fit.joint_type == "revolute"
-    fk = np.array([K[0, 0], K[1, 1]])
-    ck = K[:2, 2]
     finite = np.all(np.isfinite(points), -1) & np.all(np.isfinite(tracks), -1)  # [T, M]
     vis = visibility[1:] & finite[1:] & finite[:1]
     points = np.where(finite[0][:, None], points, 0.0)
@@ -161,16 +176,7 @@ def refine_joint_on_tracks(fit: JointFit, points: np.ndarray, tracks: np.ndarray
 
     def residuals(x, per_track=False):
         axis, pivot, values = unpack(x)
-        v = values[1:, None, None]
-        if rev:
-            k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-            R = np.eye(3) + np.sin(v) * k + (1 - np.cos(v)) * (k @ k)  # [T-1, 3, 3]
-            X = np.einsum("tij,nj->tni", R, points - pivot) + pivot
-        else:
-            X = points[None] + v * axis
-        if cams is not None:
-            X = np.einsum("tij,tnj->tni", cams[:, :3, :3], X) + cams[:, None, :3, 3]
-        uv = X[..., :2] / np.maximum(X[..., 2:], 1e-6) * fk + ck
+        uv = _joint_pixels(axis, pivot, values[1:], points, rev, K, cams)
         r = np.where(vis[..., None], uv - tracks[1:], 0.0)
         if per_track:
             return np.linalg.norm(r, axis=-1)[vis]
@@ -199,12 +205,9 @@ def reprojection_error_px(fit: JointFit, points: np.ndarray, tracks: np.ndarray,
     """Median over visible (track, frame > 0) pairs of the distance in pixels between the track and its frame-0
     point moved by the joint and projected (through T_cam_world [T, 4, 4] when given). Shapes as
     `refine_joint_on_tracks`; 0 when nothing is visible."""
-    poses = fit.poses()
-    if T_cam_world is not None:
-        poses = np.asarray(T_cam_world, np.float64) @ poses
-    X = np.einsum("tij,nj->tni", poses[:, :3, :3], points) + poses[:, None, :3, 3]
-    uv = X[..., :2] / np.maximum(X[..., 2:], 1e-6) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
-    err = np.linalg.norm(uv - tracks, axis=-1)[1:]
+    cams = None if T_cam_world is None else np.asarray(T_cam_world, np.float64)[1:]
+    uv = _joint_pixels(fit.axis, fit.pivot, fit.values[1:], points, fit.joint_type == "revolute", K, cams)
+    err = np.linalg.norm(uv - tracks[1:], axis=-1)
     ok = visibility[1:] & np.isfinite(err)
     return float(np.median(err[ok])) if ok.any() else 0.0
 
@@ -239,7 +242,6 @@ def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, po
     rev = fit.joint_type == "revolute"
     ref = grey[0][np.clip(uv[:, 1].astype(int), 0, H - 1), np.clip(uv[:, 0].astype(int), 0, W - 1)]
     cams = None if T_cam_world is None else np.asarray(T_cam_world, np.float64)[1:]
-    fk, ck = np.array([K[0, 0], K[1, 1]]), K[:2, 2]
     # Revolute pivot: the start's pivot moved across its axis (a point sliding along the axis changes nothing).
     across = np.linalg.svd(fit.axis[None])[2][1:] if rev else np.zeros((0, 3))  # [2 | 0, 3]
     n_shared = 3 + len(across)
@@ -248,17 +250,7 @@ def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, po
         return x[:3] / np.linalg.norm(x[:3]), fit.pivot + x[3:n_shared] @ across, x[n_shared:]
 
     def residuals(x, keep):
-        axis, pivot, v = unpack(x)
-        v = v[:, None, None]
-        if rev:
-            k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-            R = np.eye(3) + np.sin(v) * k + (1 - np.cos(v)) * (k @ k)  # [T-1, 3, 3]
-            X = np.einsum("tij,nj->tni", R, points[keep] - pivot) + pivot
-        else:
-            X = points[keep][None] + v * axis  # [T-1, N, 3]
-        if cams is not None:
-            X = np.einsum("tij,tnj->tni", cams[:, :3, :3], X) + cams[:, None, :3, 3]
-        m = (X[..., :2] / np.maximum(X[..., 2:], 1e-6) * fk + ck - 0.5).astype(np.float32)  # remap: pixel i at i
+        m = (_joint_pixels(*unpack(x), points[keep], rev, K, cams) - 0.5).astype(np.float32)  # remap: pixel i at i
         r = [cv2.remap(grey[t + 1], m[t, :, 0].copy(), m[t, :, 1].copy(), cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE).ravel() for t in range(T - 1)]
         if rev:  # a turning face's shading changes: a gain per frame (ratio of medians, robust to occlusion)

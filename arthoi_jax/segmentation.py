@@ -269,11 +269,8 @@ def _follows(poses: np.ndarray, points: np.ndarray, tracks: np.ndarray, visibili
 
 def _motion_gap(poses_a: np.ndarray, poses_b: np.ndarray, points: np.ndarray, K: np.ndarray) -> float:
     """How far apart two motions [T, 4, 4] put points [M, 3]: max over frames of the median pixel distance."""
-    proj = []
-    for P in (poses_a, poses_b):
-        cam = np.einsum("tij,nj->tni", P[:, :3, :3], points) + P[:, None, :3, 3]
-        proj.append(cam[..., :2] / np.maximum(cam[..., 2:3], 1e-6) * np.array([K[0, 0], K[1, 1]]))
-    return float(np.max(np.median(np.linalg.norm(proj[0] - proj[1], axis=-1), axis=1)))
+    gap = np.linalg.norm(_project(poses_a, points, K) - _project(poses_b, points, K), axis=-1)
+    return float(np.max(np.median(gap, axis=1)))
 
 
 def assign_tracks(points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,

@@ -365,17 +365,17 @@ def photometric_samples(seg: PartSegmentation, p: int, K: np.ndarray) -> tuple[n
 
 
 def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndarray, K: np.ndarray,
-                  cfg: Stage1Config, T_cam_world: np.ndarray | None = None, frame0: np.ndarray | None = None,
-                  frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[JointFit, ...]]:
+                  cfg: Stage1Config, T_cam_world: np.ndarray | None = None, frames: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[JointFit, ...]]:
     """Closed-form initialization from the tracks -> (init poses [T, P, 4, 4], per-frame PnP poses [T, P, 4, 4],
     joints [P]). Per part: RANSAC PnP per frame (segmentation.pnp_poses), a joint fitted to those poses (type from
     `articulation`, auto in free_se3), refined on the tracks of all frames at once
     (articulation.refine_joint_on_tracks). init "joint" starts each frame from the refined joint's pose, "pnp"
     from the PnP pose ("previous" uses neither). T_cam_world [T, 4, 4]: a moving camera; every pose is in the
     world (= camera 0) frame, PnP converted from camera t and the joint projected through each frame's camera.
-    frame0 [H, W, 3] uint8: with cfg.init_min_corner_ratio > 0, a part's tracks whose frame-0 window is edge-like
-    (`corner_ratio`) are left out of these fits while at least MIN_INIT_TRACKS remain (L_tr keeps them all).
-    frames [T, H, W, 3] uint8: with cfg.init_photometric, a joint whose tracks reproject worse than
+    frames [T, H, W, 3] uint8: with cfg.init_min_corner_ratio > 0, a part's tracks whose frame-0 window is
+    edge-like (`corner_ratio`) are left out of these fits while at least MIN_INIT_TRACKS remain (L_tr keeps them
+    all); with cfg.init_photometric, a joint whose tracks reproject worse than
     PHOTOMETRIC_MIN_TRACK_PX is then refined by aligning the part's frame-0 pixels to every frame
     (articulation.refine_joint_photometric; `photometric_samples`)."""
     T, P = tracks.shape[0], seg.num_parts
@@ -384,8 +384,8 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
     kind = "auto" if _is_free(cfg) else cfg.articulation
     cornered = np.ones(len(seg.track_labels), bool)
     blurred = None
-    if cfg.init_min_corner_ratio > 0 and frame0 is not None:
-        grey = cv2.cvtColor(np.ascontiguousarray(frame0), cv2.COLOR_RGB2GRAY)
+    if cfg.init_min_corner_ratio > 0 and frames is not None:
+        grey = cv2.cvtColor(np.ascontiguousarray(frames[0]), cv2.COLOR_RGB2GRAY)
         cornered = corner_ratio(grey, tracks[0]) >= cfg.init_min_corner_ratio
     for p in range(P):
         m = seg.track_labels == p + 1
@@ -438,7 +438,7 @@ def prepare(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, vi
     images and masks."""
     T, H, W = object_masks.shape
     K = np.asarray(K, np.float64)
-    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg, T_cam_world, frames[0], frames)
+    init, pnp, init_joints = initial_poses(seg, tracks, visibility, K, cfg, T_cam_world, frames)
     cameras = np.tile(np.eye(4, dtype=np.float32), (T, 1, 1)) if T_cam_world is None else T_cam_world
     joints = None if _is_free(cfg) else init_joints
     scene = build_scene(seg, K, (H, W), cfg, binding_radius_m, joints)
