@@ -212,9 +212,46 @@ def reprojection_error_px(fit: JointFit, points: np.ndarray, tracks: np.ndarray,
     return float(np.median(err[ok])) if ok.any() else 0.0
 
 
+def _photometric_residuals(axis, pivot, values, rev: bool, grey: np.ndarray, ref: np.ndarray, points: np.ndarray,
+                           K: np.ndarray, cams: np.ndarray | None, gain: bool) -> np.ndarray:
+    """[T - 1, N] grey level at each frame-0 pixel's point moved by the joint (values [T - 1] of frames 1..) and
+    projected into grey[1:] ([T, H, W]), minus its frame-0 level ref [N]; gain: each frame scaled by the ratio of
+    medians first (a turning face's shading changes; robust to occlusion)."""
+    m = (_joint_pixels(axis, pivot, values, points, rev, K, cams) - 0.5).astype(np.float32)  # remap: pixel i at i
+    r = np.stack([cv2.remap(grey[t + 1], m[t, :, 0].copy(), m[t, :, 1].copy(), cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE).ravel() for t in range(len(values))])
+    if gain:
+        r *= np.median(ref) / np.maximum(np.median(r, 1, keepdims=True), 1e-6)
+    return r - ref
+
+
+def _frames_used(frames: np.ndarray | None, num_frames: int) -> np.ndarray:
+    used = np.flatnonzero(np.ones(num_frames, bool) if frames is None else np.asarray(frames, bool))
+    return used[used > 0]
+
+
+def _grey_at(grey: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    H, W = grey.shape
+    return grey[np.clip(uv[:, 1].astype(int), 0, H - 1), np.clip(uv[:, 0].astype(int), 0, W - 1)]
+
+
+def photometric_error(fit: JointFit, grey: np.ndarray, uv: np.ndarray, points: np.ndarray, K: np.ndarray,
+                      T_cam_world: np.ndarray | None = None, frames: np.ndarray | None = None) -> float:
+    """How well a joint aligns the part's frame-0 pixels to the frames (arguments as `refine_joint_photometric`):
+    the median over pixels of each pixel's median |grey-level residual| over the frames, with the per-frame gain
+    for either joint type. NaN when no frame is used."""
+    used = _frames_used(frames, grey.shape[0])
+    if len(used) == 0:
+        return float("nan")
+    cams = None if T_cam_world is None else np.asarray(T_cam_world, np.float64)[used]
+    r = _photometric_residuals(fit.axis, fit.pivot, fit.values[used], fit.joint_type == "revolute",
+                               grey[np.concatenate([[0], used])], _grey_at(grey[0], uv), points, K, cams, True)
+    return float(np.median(np.median(np.abs(r), 0)))
+
+
 def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, points: np.ndarray,
                              K: np.ndarray, scale: float = 3.0, max_nfev: int = 60, trim: float = 4.0,
-                             T_cam_world: np.ndarray | None = None) -> JointFit:
+                             T_cam_world: np.ndarray | None = None, frames: np.ndarray | None = None) -> JointFit:
     """Refines a joint (prismatic: direction and every frame's displacement; revolute: axis direction, pivot
     across the axis (2 DOF) and every frame's angle) by direct image alignment: each of the part's frame-0 pixels,
     moved by the joint and projected into frame t, must read its frame-0 grey level (brightness constancy: a
@@ -228,7 +265,9 @@ def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, po
 
     grey: [T, H, W] float32 grey images (blurred by the caller: the basin of a stripe texture is its period);
     uv: [N, 2] frame-0 pixel centres of the part (OpenCV convention + 0.5, as the tracks); points: [N, 3] their
-    frame-0 world points, metres; K: [3, 3]; T_cam_world: [T, 4, 4] world-to-camera (None: static camera).
+    frame-0 world points, metres; K: [3, 3]; T_cam_world: [T, 4, 4] world-to-camera (None: static camera);
+    frames: [T] bool, the frames aligned (None: all); the others keep the start's values (where the part's
+    frame-0 face has turned away there is nothing to align it to).
     Why: LK tracks of a textured part coming towards the camera slide along its stripes by 1-4 px, proportional
     to the displacement (a window fixed in size on a surface that grows), and the prismatic direction rests on that
     growth: on the synthetic drawer (benchmarks/articulation.py --tracker lk) the track fit is 6.92 deg / 2.5 cm
@@ -237,11 +276,14 @@ def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, po
     import scipy.sparse
     from scipy.optimize import least_squares
 
-    T = grey.shape[0]
-    H, W = grey.shape[1:]
     rev = fit.joint_type == "revolute"
-    ref = grey[0][np.clip(uv[:, 1].astype(int), 0, H - 1), np.clip(uv[:, 0].astype(int), 0, W - 1)]
-    cams = None if T_cam_world is None else np.asarray(T_cam_world, np.float64)[1:]
+    ref = _grey_at(grey[0], uv)
+    used = _frames_used(frames, grey.shape[0])
+    if len(used) == 0:
+        return fit
+    grey = grey[np.concatenate([[0], used])]
+    T = grey.shape[0]
+    cams = None if T_cam_world is None else np.asarray(T_cam_world, np.float64)[used]
     # Revolute pivot: the start's pivot moved across its axis (a point sliding along the axis changes nothing).
     across = np.linalg.svd(fit.axis[None])[2][1:] if rev else np.zeros((0, 3))  # [2 | 0, 3]
     n_shared = 3 + len(across)
@@ -250,13 +292,8 @@ def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, po
         return x[:3] / np.linalg.norm(x[:3]), fit.pivot + x[3:n_shared] @ across, x[n_shared:]
 
     def residuals(x, keep):
-        m = (_joint_pixels(*unpack(x), points[keep], rev, K, cams) - 0.5).astype(np.float32)  # remap: pixel i at i
-        r = [cv2.remap(grey[t + 1], m[t, :, 0].copy(), m[t, :, 1].copy(), cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE).ravel() for t in range(T - 1)]
-        if rev:  # a turning face's shading changes: a gain per frame (ratio of medians, robust to occlusion)
-            r = [s * (np.median(ref[keep]) / max(np.median(s), 1e-6)) for s in r]
-        r = [s - ref[keep] for s in r]
-        return np.concatenate(r + [[1e2 * (np.linalg.norm(x[:3]) - 1.0)]])
+        r = _photometric_residuals(*unpack(x), rev, grey, ref[keep], points[keep], K, cams, gain=rev)
+        return np.concatenate([r.ravel(), [1e2 * (np.linalg.norm(x[:3]) - 1.0)]])
 
     def solve(x0, keep):
         n = int(keep.sum())
@@ -268,13 +305,14 @@ def refine_joint_photometric(fit: JointFit, grey: np.ndarray, uv: np.ndarray, po
                              x_scale="jac", diff_step=1e-3, jac_sparsity=sparsity, args=(keep,)).x
 
     every = np.ones(len(points), bool)
-    x = solve(np.concatenate([fit.axis, np.zeros(len(across)), fit.values[1:]]), every)
+    x = solve(np.concatenate([fit.axis, np.zeros(len(across)), fit.values[used]]), every)
     med = np.median(np.abs(residuals(x, every)[:-1].reshape(T - 1, -1)), 0)
     keep = med <= trim * np.median(med)
     if keep.sum() >= 3:
         x = solve(x, keep)
-    axis, pivot, d = unpack(x)
-    d = np.concatenate([[0.0], d])
+    axis, pivot, d_used = unpack(x)
+    d = np.array(fit.values, np.float64)
+    d[0], d[used] = 0.0, d_used
     if not rev and d[np.argmax(np.abs(d))] < 0:
         axis, d = -axis, -d
     return JointFit(fit.joint_type, axis, pivot if rev else np.zeros(3), d, float("nan"))
@@ -293,6 +331,36 @@ def pivot_plausible(fit: JointFit, points: np.ndarray) -> bool:
     return bool(np.linalg.norm(pivot - centre) <= PIVOT_RADII * radius + PIVOT_SLACK_M)
 
 
+def hinge_on_part(fit: JointFit, points: np.ndarray) -> JointFit:
+    """A revolute fit with its axis line slid onto the part: along the one direction normal to the axis that the
+    tracks of a small turn cannot see, to where the line passes nearest one of the part's points.
+
+    points: [N, 3] frame-0 points of the part (metres, world = camera 0). Turning by a small angle about a line
+    moved by d (normal to the axis a) adds a translation angle * (a x d); for d along r x a, r the viewing ray
+    of the part, that translation runs along r and barely moves the part in the image. So a fit to a small turn
+    leaves the pivot loose along that direction (the LK lid, turned 15 deg before its tracks are lost, seen from
+    above), and a hinge lies on the part it turns. A pivot within PIVOT_SLACK_M of a point, a prismatic fit and
+    an axis along the ray are returned unchanged."""
+    if fit.joint_type != "revolute" or len(points) == 0:
+        return fit
+    a = fit.axis / np.linalg.norm(fit.axis)
+    ray = np.mean(points, 0)
+    u = np.cross(ray / max(np.linalg.norm(ray), 1e-12), a)
+    if np.linalg.norm(u) < 1e-3:
+        return fit
+    u /= np.linalg.norm(u)
+    q = points - fit.pivot
+    q -= np.outer(q @ a, a)  # normal to the axis
+    if np.min(np.linalg.norm(q, axis=1)) <= PIVOT_SLACK_M:
+        return fit  # already on the part
+    s = q @ u
+    dist = np.linalg.norm(q - np.outer(s, u), axis=1)
+    # A part whose section runs along u (a door facing the camera) meets the line at many points: the nearest.
+    near = dist <= dist.min() + PIVOT_SLACK_M
+    i = np.flatnonzero(near)[np.argmin(np.abs(s[near]))]
+    return dataclasses.replace(fit, pivot=fit.pivot + s[i] * u)
+
+
 def prefer_revolute(rev: JointFit, rev_err_px: float, pri_err_px: float, points: np.ndarray,
                     num_tracks: int) -> bool:
     """The joint-type test of `joint_from_tracks`: revolute when it turns at least MIN_REVOLUTE_DEG, its pivot is
@@ -308,19 +376,34 @@ def prefer_revolute(rev: JointFit, rev_err_px: float, pri_err_px: float, points:
     return bool(bic(rev_err_px, 2) < bic(pri_err_px, 0))
 
 
-def joint_from_tracks(poses: np.ndarray, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
-                      K: np.ndarray, joint_type: str = "auto", T_cam_world: np.ndarray | None = None) -> JointFit:
-    """A joint fitted to per-frame world poses [T, 4, 4] (e.g. PnP), then refined on the tracks of all frames
-    (`refine_joint_on_tracks`, through the cameras T_cam_world [T, 4, 4] when given). auto: both types are refined
-    and `prefer_revolute` picks one (per-frame poses of a small part are too noisy to tell the two apart: on LK
-    tracks of the synthetic drawer, residuals on PnP poses picked revolute)."""
+def joint_candidates(poses: np.ndarray, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
+                     K: np.ndarray, joint_type: str = "auto",
+                     T_cam_world: np.ndarray | None = None) -> dict[str, tuple[JointFit, float]]:
+    """Joints fitted to per-frame world poses [T, 4, 4] (e.g. PnP), then refined on the tracks of all frames
+    (`refine_joint_on_tracks`, through the cameras T_cam_world [T, 4, 4] when given) -> {type: (joint, median
+    reprojection error px)}, both types for auto."""
     keep = np.all(np.isfinite(points), -1)  # a track without a 3D point says nothing about the joint
     points, tracks, visibility = points[keep], tracks[:, keep], visibility[:, keep]
     kinds = ("revolute", "prismatic") if joint_type == "auto" else (joint_type,)
-    fits = {k: refine_joint_on_tracks(fit_joint(poses, points, k), points, tracks, visibility, K,
+    return {k: refine_joint_on_tracks(fit_joint(poses, points, k), points, tracks, visibility, K,
                                       T_cam_world=T_cam_world) for k in kinds}
-    if joint_type != "auto":
-        return fits[joint_type][0]
+
+
+def pick_joint(fits: dict[str, tuple[JointFit, float]], points: np.ndarray, num_tracks: int) -> JointFit:
+    """The revolute or the prismatic fit of {type: (joint, error)} by `prefer_revolute` (points: [M, 3] the part's
+    frame-0 points; num_tracks: tracks seen moving); the one fit when there is one."""
+    if len(fits) == 1:
+        return next(iter(fits.values()))[0]
     (rev, rev_err), (pri, pri_err) = fits["revolute"], fits["prismatic"]
-    n = int(visibility[1:].any(0).sum())
-    return rev if prefer_revolute(rev, rev_err, pri_err, points, n) else pri
+    points = points[np.all(np.isfinite(points), -1)]
+    return rev if prefer_revolute(rev, rev_err, pri_err, points, num_tracks) else pri
+
+
+def joint_from_tracks(poses: np.ndarray, points: np.ndarray, tracks: np.ndarray, visibility: np.ndarray,
+                      K: np.ndarray, joint_type: str = "auto", T_cam_world: np.ndarray | None = None) -> JointFit:
+    """The joint of `joint_candidates` (arguments as there); auto: `pick_joint` (per-frame poses of a small part
+    are too noisy to tell the two types apart: on LK tracks of the synthetic drawer, residuals on PnP poses
+    picked revolute)."""
+    fits = joint_candidates(poses, points, tracks, visibility, K, joint_type, T_cam_world)
+    seen = visibility[1:, np.all(np.isfinite(points), -1)].any(0)
+    return pick_joint(fits, points, int(seen.sum()))

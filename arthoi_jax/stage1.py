@@ -14,8 +14,9 @@ the shared-axis fit 3 deg). The joint is then aligned to the images (`init_photo
 LK tracks slide along a striped front that grows as it comes closer, and a prismatic direction rests on that
 growth; a revolute axis fitted to them is 4-5 deg off on the LK cabinet2's doors, 0.1 deg once aligned).
 `init: pnp` (per-frame PnP) and `init: previous` (warm start from the previous frame)
-are kept for comparison. In the 1-DOF modes, with `joint_iters` > 0 (beyond the paper), the shared joint and all
-frames' values are first refined on all frames' losses together (arthoi_jax/stage1_joint.py, `refine_joints`).
+are kept for comparison. In the 1-DOF modes (beyond the paper), frames where a part has lost its tracks take its
+value from a search of the render loss, and with `joint_iters` > 0 the shared joint and all frames' values are
+then refined on all frames' losses together (arthoi_jax/stage1_joint.py, `refine_joints`).
 Adam then refines with the paper's losses, weights, clipping and early stopping.
 
 One jitted function runs `steps_per_chunk` steps with lax.scan (no host round trip inside), vmapped over scenes
@@ -47,8 +48,11 @@ from arthoi_jax.articulation import (
     REVOLUTE,
     JointFit,
     fit_joint,
-    joint_from_tracks,
+    hinge_on_part,
+    joint_candidates,
     joint_transform,
+    photometric_error,
+    pick_joint,
     refine_joint_photometric,
     reprojection_error_px,
 )
@@ -73,6 +77,15 @@ MIN_PHOTOMETRIC_PIXELS = 50
 # ~0.5 px on the drawer (from the exact tracks' joint, 0.00 deg, it moves to 0.7 deg, displacement up to 0.4 cm
 # off); the LK tracks' joint reprojects at 0.60 px, exact tracks at 0.00.
 PHOTOMETRIC_MIN_TRACK_PX = 0.25
+# ... and aligns only the frames where the part keeps at least this many tracks: where all are lost its frame-0 face
+# has turned away or is hidden (the LK lid's top face from frame 8 of 32: aligning every frame, axis 44 deg off;
+# the tracked frames, 2.6 deg).
+PHOTOMETRIC_MIN_TRACKS = 3
+# With `auto`, where the two joint types' track errors are within this factor, both are aligned and the type is
+# picked on the alignment's errors instead (articulation.pick_joint). Track errors prismatic / revolute on LK
+# tracks: lid 1.05 (turns 15 deg before its tracks are lost: prismatic by the tracks, revolute by the images),
+# drawer 0.92, cabinet2's doors 1.97 and 1.35, door 4.8, fridge 10.4.
+TYPE_MARGIN = 1.5
 TERMS = ("rgb", "silhouette", "tracking", "articulation", "smoothness")
 
 
@@ -376,8 +389,10 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
     frames [T, H, W, 3] uint8: with cfg.init_min_corner_ratio > 0, a part's tracks whose frame-0 window is
     edge-like (`corner_ratio`) are left out of these fits while at least MIN_INIT_TRACKS remain (L_tr keeps them
     all); with cfg.init_photometric, a joint whose tracks reproject worse than
-    PHOTOMETRIC_MIN_TRACK_PX is then refined by aligning the part's frame-0 pixels to every frame
-    (articulation.refine_joint_photometric; `photometric_samples`)."""
+    PHOTOMETRIC_MIN_TRACK_PX is then refined by aligning the part's frame-0 pixels to the frames where the part
+    keeps PHOTOMETRIC_MIN_TRACKS tracks (articulation.refine_joint_photometric; `photometric_samples`), in auto
+    both types when their track errors are within TYPE_MARGIN, the type then picked on the alignment; a revolute
+    pivot is then slid onto the part along the direction a small turn leaves loose (articulation.hinge_on_part)."""
     T, P = tracks.shape[0], seg.num_parts
     pnp = np.tile(np.eye(4), (T, P, 1, 1))
     joints = []
@@ -391,19 +406,30 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
         m = seg.track_labels == p + 1
         if (m & cornered).sum() >= MIN_INIT_TRACKS:
             m &= cornered
-        pnp[:, p] = pnp_poses(seg.track_points[m], tracks[:, m], visibility[:, m], K, cfg.init_reproj_px,
-                              T_cam_world)
-        joint = joint_from_tracks(pnp[:, p], seg.track_points[m], tracks[:, m], visibility[:, m], K, kind,
-                                  T_cam_world)
+        pts, tr, vis = seg.track_points[m], tracks[:, m], visibility[:, m]
+        pnp[:, p] = pnp_poses(pts, tr, vis, K, cfg.init_reproj_px, T_cam_world)
+        part = seg.gaussians.means[np.argmax(seg.weights, -1) == p + 1]  # all of it (the tracks may cover a band)
+        fits = joint_candidates(pnp[:, p], pts, tr, vis, K, kind, T_cam_world)
+        seen = int(vis[1:, np.all(np.isfinite(pts), -1)].any(0).sum())
+        joint = pick_joint(fits, pts, seen)
         if (cfg.init_photometric and frames is not None
-                and reprojection_error_px(joint, seg.track_points[m], tracks[:, m], visibility[:, m], K,
-                                          T_cam_world) > PHOTOMETRIC_MIN_TRACK_PX):
+                and reprojection_error_px(joint, pts, tr, vis, K, T_cam_world) > PHOTOMETRIC_MIN_TRACK_PX):
             uv, points = photometric_samples(seg, p, K)
             if len(uv) >= MIN_PHOTOMETRIC_PIXELS:
                 blurred = blurred if blurred is not None else np.stack([cv2.GaussianBlur(
                     cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0),
                     PHOTOMETRIC_BLUR_PX) for f in frames])
-                joint = refine_joint_photometric(joint, blurred, uv, points, K, T_cam_world=T_cam_world)
+                aligned = vis.sum(1) >= PHOTOMETRIC_MIN_TRACKS
+                align = partial(refine_joint_photometric, grey=blurred, uv=uv, points=points, K=K,
+                                T_cam_world=T_cam_world, frames=aligned)
+                errs = [e for _, e in fits.values()]
+                if len(fits) == 2 and max(errs) <= TYPE_MARGIN * min(errs):  # the tracks cannot tell: the images
+                    fits = {k: (j, photometric_error(j, blurred, uv, points, K, T_cam_world, aligned))
+                            for k, j in ((k, align(f)) for k, (f, _) in fits.items())}
+                    joint = pick_joint(fits, part, seen)
+                else:
+                    joint = align(joint)
+                joint = hinge_on_part(joint, part)
         joints.append(joint)
     init = np.stack([j.poses() for j in joints], 1) if cfg.init == "joint" else pnp
     return init, pnp, tuple(joints)

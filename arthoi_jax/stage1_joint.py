@@ -126,13 +126,19 @@ def _grid_costs(values: jnp.ndarray, grid: jnp.ndarray, scene, frames, part: int
     return jax.lax.map(cost, grid).T
 
 
-def smooth_path(cost: np.ndarray, grid: np.ndarray, weight: float, monotone: bool = False) -> np.ndarray:
+def smooth_path(cost: np.ndarray, grid: np.ndarray, weight: float, monotone: bool = False,
+                pinned: np.ndarray | None = None) -> np.ndarray:
     """The grid path of least sum_t cost[t, k_t] + weight * (g_t - 2 g_{t-1} + g_{t-2})^2 starting from the grid
     value nearest 0 at frame 0 (dynamic programming over pairs of consecutive states).
 
     cost: [T - 1, K] for frames 1..T-1; grid: [K] sorted values; monotone: the path never decreases, or never
-    increases (the better of the two). -> [T] values, the first 0."""
+    increases (the better of the two); pinned: [T] values the path must pass through (the grid value nearest),
+    NaN where free. -> [T] values, the first 0."""
     K = len(grid)
+    if pinned is not None:
+        pin = np.asarray(pinned, np.float64)[1:]
+        near = np.abs(grid[None, :] - pin[:, None]) <= np.abs(grid[None, :] - pin[:, None]).min(1, keepdims=True)
+        cost = np.where(np.isnan(pin)[:, None] | near, cost, np.inf)
     k0 = int(np.argmin(np.abs(grid)))
     step = grid[None, :] - grid[:, None]  # [j, k] g_k - g_j
     acc = weight * (grid[None, None, :] - 2 * grid[None, :, None] + grid[:, None, None]) ** 2  # [i, j, k]
@@ -158,17 +164,21 @@ def smooth_path(cost: np.ndarray, grid: np.ndarray, weight: float, monotone: boo
 
 
 def search_values(values: np.ndarray, joints: tuple[JointFit, ...], scene, frames, cfg: Stage1Config,
-                  render_cfg: RenderConfig) -> np.ndarray:
+                  render_cfg: RenderConfig, pinned: np.ndarray | None = None) -> np.ndarray:
     """Per part, the smoothest low-loss path of joint values over a grid (cfg.search_values values spanning
     +-search_range_deg for revolute, +-search_range_m for prismatic joints) -> values [T, P]. values [T, P]: the
-    current values (the other parts are held there while one part is searched)."""
+    current values (the other parts are held there while one part is searched); pinned: [T, P] bool, the frames
+    whose path passes through `values` (None: none)."""
     out = np.array(values, np.float64)
     for p, j in enumerate(joints):
+        if pinned is not None and pinned[:, p].all():
+            continue
         r = np.deg2rad(cfg.search_range_deg) if j.joint_type == "revolute" else cfg.search_range_m
         grid = np.linspace(-r, r, cfg.search_values)
         cost = np.asarray(_grid_costs(jnp.asarray(out, jnp.float32), jnp.asarray(grid, jnp.float32), scene, frames,
                                       part=p, cfg=cfg, render_cfg=render_cfg), np.float64)
-        out[:, p] = smooth_path(cost, grid, cfg.search_smooth, cfg.monotone)
+        pin = None if pinned is None else np.where(pinned[:, p], values[:, p], np.nan)
+        out[:, p] = smooth_path(cost, grid, cfg.search_smooth, cfg.monotone, pin)
     return out
 
 
@@ -179,12 +189,17 @@ def refine(joints: tuple[JointFit, ...], scene, frames, track_counts: np.ndarray
 
     joints: the initial joints (stage1.initial_poses); scene: the Stage1Scene built with them; frames: Stage1Frame
     batched over frames 1..T-1 (init_value 0); track_counts: [T, P] visible tracks of each part per frame. Frames
-    with fewer than cfg.reseed_min_tracks of a part's frame-0 tracks take that part's value from `search_values`
-    before Adam."""
+    where a part keeps fewer than cfg.reseed_below_tracks tracks take that part's value from `search_values`
+    before Adam, on a path through the other frames' values (a lid tracked to 15 deg carries on from there: free,
+    the LK lid's search read 9.7-14 deg low over the frames where it is seen edge-on). Nothing to search and
+    joint_iters 0: the joints are returned as they are."""
     values = np.stack([j.values for j in joints], 1)
-    if cfg.search_values > 1:
-        searched = search_values(values, joints, scene, frames, cfg, render_cfg)
-        few = track_counts < cfg.reseed_min_tracks * np.maximum(track_counts[:1], 1)
+    few = track_counts < cfg.reseed_below_tracks
+    few[0] = False
+    if cfg.joint_iters == 0 and not (cfg.search_values > 1 and few.any()):
+        return joints, float("nan")
+    if cfg.search_values > 1 and few.any():
+        searched = search_values(values, joints, scene, frames, cfg, render_cfg, pinned=~few)
         values = np.where(few, searched, values)
     axis0 = jnp.asarray(np.stack([j.axis for j in joints]), jnp.float32)
     pivot0 = jnp.asarray(np.stack([j.pivot for j in joints]), jnp.float32)

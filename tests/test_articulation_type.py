@@ -66,3 +66,28 @@ def test_textured_synthetic_scenes_run_stage1_in_the_1dof_joint_mode(scene, expe
     # the low-texture door keeps free_se3: `auto` picks the wrong joint type on its tracks.
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs/synthetic" / f"{scene}.yaml", [])
     assert cfg.stage1.articulation == expected
+
+
+def test_hinge_on_part_slides_the_pivot_along_the_unseen_direction_only():
+    """A lid (slab at 3 m, seen from above-front) hinged on its back edge: a pivot moved off along r x a (what a
+    small turn cannot see) comes back onto the back edge; one moved along the axis, or already on the part,
+    stays."""
+    from arthoi_jax.articulation import hinge_on_part
+
+    rng = np.random.default_rng(0)
+    axis = np.array([1.0, 0.0, 0.0])
+    # The slab: x across, running 0.4 m back from (0, 0.3, 2.8) towards (0, 0.1, 3.2) (y down, z forward).
+    s, x = rng.uniform(0, 1, 400), rng.uniform(-0.3, 0.3, 400)
+    lid = np.stack([x, 0.3 - 0.2 * s, 2.8 + 0.4 * s], -1)
+    hinge = np.array([0.0, 0.1, 3.2])
+    ray = lid.mean(0) / np.linalg.norm(lid.mean(0))
+    u = np.cross(ray, axis)
+    u /= np.linalg.norm(u)
+    fit = JointFit("revolute", axis, hinge + 0.6 * u, np.zeros(3), float("nan"))
+    moved = hinge_on_part(fit, lid)
+    d = moved.pivot - hinge
+    assert np.linalg.norm(d - (d @ axis) * axis) < 0.03  # back onto the slab's back edge (from 0.6 m)
+    on = JointFit("revolute", axis, hinge + np.array([0.2, 0.0, 0.0]), np.zeros(3), float("nan"))
+    np.testing.assert_array_equal(hinge_on_part(on, lid).pivot, on.pivot)
+    prismatic = JointFit("prismatic", axis, np.zeros(3), np.zeros(3), float("nan"))
+    assert hinge_on_part(prismatic, lid) is prismatic

@@ -32,6 +32,18 @@ def test_smooth_path_monotone_never_turns_back():
     assert stage1_joint.smooth_path(cost, grid, weight=0.0)[4] == pytest.approx(0.3)
 
 
+def test_smooth_path_through_pinned_frames_carries_on_at_their_pace():
+    """Frames 1-3 pinned to the tracks' values (their render cost cannot tell: minimum at 0), frames 4-6 flat
+    (a lid seen edge-on): the path passes through the pins and goes on at constant velocity."""
+    grid = np.round(np.linspace(-1.0, 1.0, 21), 12)
+    cost = np.zeros((6, 21))
+    cost[:3] = grid[None] ** 2
+    pinned = np.array([0.0, 0.1, 0.2, 0.3, np.nan, np.nan, np.nan])
+    path = stage1_joint.smooth_path(cost, grid, weight=1.0, pinned=pinned)
+    np.testing.assert_allclose(path, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], atol=1e-9)
+    np.testing.assert_allclose(stage1_joint.smooth_path(cost, grid, weight=1.0), 0.0, atol=1e-9)
+
+
 def test_refine_corrects_a_tilted_axis_with_all_frames():
     b, seg = _setup("door", T=6)
     cfg = dataclasses.replace(CFG, articulation="revolute", joint_iters=40, joint_lr_axis=5e-3,
@@ -46,3 +58,24 @@ def test_refine_corrects_a_tilted_axis_with_all_frames():
     end = axis_error_deg(refined.joints[0].axis, b.gt.axes[0])
     assert start > 6.0 and end < 0.6 * start, (start, end)  # 8 deg -> ~4 deg in 40 steps
     np.testing.assert_allclose(np.asarray(refined.scene.joint_axis[0]), refined.joints[0].axis, atol=1e-6)
+
+
+def test_refine_searches_only_the_frames_a_part_lost_its_tracks_in():
+    """The door's tracks hidden from frame 3 on and its joint's values there zeroed: the search puts them back
+    near the truth (pinned to the tracked frames' values); with every frame tracked nothing is searched."""
+    b, seg = _setup("door", T=6)
+    cfg = dataclasses.replace(CFG, articulation="revolute", search_values=61, search_range_deg=60.0)
+    p = stage1.prepare(b.frames, b.object_masks, b.tracks, b.visibility, b.K, seg, cfg, RENDER, 0.05)
+    assert p.joints[0] is not None
+    truth = b.gt.joint_values[:, 0]
+    lost = dataclasses.replace(p.joints[0], values=np.where(np.arange(len(truth)) >= 3, 0.0, truth))
+    counts = np.where(np.arange(len(truth)) >= 3, 0, 50)[:, None]
+    T, M = p.num_frames, p.scene.track_points.shape[0]
+    frames = stage1.stack_trees([stage1.frame_inputs(p, t, M, np.tile(np.eye(4), (T, 1, 1, 1)), np.zeros((T, 1)))
+                                 .replace(init_value=np.zeros(1, np.float32)) for t in range(1, T)])
+    (found,), _ = stage1_joint.refine((lost,), p.scene, frames, counts, cfg, RENDER)
+    assert np.rad2deg(np.abs(lost.values - truth).max()) > 30.0
+    assert np.rad2deg(np.abs(found.values - truth).max()) < 5.0  # 3.7 deg (grid step 2 deg)
+    np.testing.assert_allclose(found.values[:3], truth[:3], atol=1e-6)  # the tracked frames keep theirs
+    (kept,), _ = stage1_joint.refine((lost,), p.scene, frames, np.full_like(counts, 50), cfg, RENDER)
+    assert kept is lost
