@@ -169,7 +169,11 @@ def test_photometric_refinement_aligns_only_the_frames_given(door_grey):
 def test_photometric_error_tells_the_joint_type(door_grey):
     """Aligned from the same tracks, a revolute joint reads the turning door's pixels far better than a prismatic
     one (the type test of stage1.initial_poses where the tracks cannot tell)."""
-    from arthoi_jax.articulation import JointFit, photometric_error, refine_joint_photometric
+    from arthoi_jax.articulation import (
+        JointFit,
+        photometric_error,
+        refine_joint_photometric,
+    )
 
     b, grey, uv, points = door_grey
     axis, pivot, truth = b.gt.axes[0], b.gt.pivots[0], b.gt.joint_values[:, 0]
