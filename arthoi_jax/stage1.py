@@ -429,7 +429,7 @@ def initial_poses(seg: PartSegmentation, tracks: np.ndarray, visibility: np.ndar
                     joint = pick_joint(fits, part, seen)
                 else:
                     joint = align(joint)
-                joint = hinge_on_part(joint, part)
+                joint = hinge_on_part(joint, part, aligned)
         joints.append(joint)
     init = np.stack([j.poses() for j in joints], 1) if cfg.init == "joint" else pnp
     return init, pnp, tuple(joints)

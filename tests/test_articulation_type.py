@@ -1,6 +1,7 @@
 """The joint-type test of `joint_from_tracks`: pivot plausibility and the BIC comparison of the refined fits; the
 synthetic configs that run Stage I in the 1-DOF joint mode."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,6 @@ def test_hinge_on_part_slides_the_pivot_along_the_unseen_direction_only():
     np.testing.assert_array_equal(hinge_on_part(on, lid).pivot, on.pivot)
     prismatic = JointFit("prismatic", axis, np.zeros(3), np.zeros(3), float("nan"))
     assert hinge_on_part(prismatic, lid) is prismatic
+    far = dataclasses.replace(fit, values=np.deg2rad([0.0, 20.0, 40.0]))  # a large turn pins the pivot
+    assert hinge_on_part(far, lid) is far
+    assert hinge_on_part(far, lid, frames=np.array([True, True, False])) is not far
