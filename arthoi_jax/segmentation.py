@@ -59,7 +59,7 @@ from arthoi_jax.render.types import Gaussians
 UNDECIDED, STATIC = -1, 0
 CELLS_PER_RADIUS = 2.0
 QUASI_STATIC_SEEN = 0.9  # step 5: fraction of the frames a track must be visible in to be judged quasi-static
-STATIC_SEEN = 0.9  # step 2: a track seen in fewer of the frames needs a part's clear motion to be called static
+STATIC_SEEN = 0.9  # step 2: a track seen in fewer of the frames is static only if it stayed put while seen
 NEIGHBOURS, MAJORITY = 6, 5  # isolated-label filter: undecided when >= 5 of 6 neighbours disagree
 DISTINCT_PARTS = 3.0  # a new part's tracks must reproject this many part_reproj_px off every earlier part
 # label_tracks: a part whose tracks move the way another part would move them (`_follows` above this) is no part.

@@ -472,7 +472,7 @@ def prepare(frames: np.ndarray, object_masks: np.ndarray, tracks: np.ndarray, vi
     problem = Stage1Problem(seg=seg, scene=scene, images=images, masks=masks, tracks=tracks.astype(np.float32),
                             visibility=np.asarray(visibility, bool), init=init, pnp=pnp, joints=joints, cfg=cfg,
                             render_cfg=render_cfg, cameras=np.asarray(cameras, np.float32))
-    if joints is not None and (cfg.joint_iters > 0 or cfg.search_values > 1):
+    if joints is not None:
         problem = refine_joints(problem)
     return problem
 
@@ -483,10 +483,12 @@ def refine_joints(p: Stage1Problem) -> Stage1Problem:
     test: compared on this objective, a prismatic joint with free values fits a door whose tracks are lost as
     well as a revolute one (cabinet2's later door went prismatic, 43 deg)."""
     T, P, M = p.num_frames, p.seg.num_parts, p.scene.track_points.shape[0]
+    counts = np.stack([(p.visibility & (p.seg.track_labels == q + 1)[None]).sum(1) for q in range(P)], 1)
+    if not stage1_joint.has_work(counts, p.cfg):  # the common case: every frame keeps its tracks
+        return p
     eye, zeros = np.tile(np.eye(4), (T, P, 1, 1)), np.zeros((T, P))
     frames = stack_trees([frame_inputs(p, t, M, eye, zeros).replace(init_value=np.zeros(P, np.float32))
                           for t in range(1, T)])
-    counts = np.stack([(p.visibility & (p.seg.track_labels == q + 1)[None]).sum(1) for q in range(P)], 1)
     joints, _ = stage1_joint.refine(p.joints, p.scene, frames, counts, p.cfg, p.render_cfg)
     return dataclasses.replace(p, scene=p.scene.replace(**joint_arrays(joints, P)), joints=joints)
 

@@ -182,6 +182,19 @@ def search_values(values: np.ndarray, joints: tuple[JointFit, ...], scene, frame
     return out
 
 
+def lost_frames(track_counts: np.ndarray, cfg: Stage1Config) -> np.ndarray:
+    """[T, P] bool: the frames (> 0) where a part keeps fewer than cfg.reseed_below_tracks of its tracks
+    (track_counts [T, P] visible tracks per frame and part)."""
+    few = track_counts < cfg.reseed_below_tracks
+    few[0] = False
+    return few
+
+
+def has_work(track_counts: np.ndarray, cfg: Stage1Config) -> bool:
+    """Whether `refine` changes anything: Adam steps to take, or lost frames to search."""
+    return cfg.joint_iters > 0 or (cfg.search_values > 1 and bool(lost_frames(track_counts, cfg).any()))
+
+
 def refine(joints: tuple[JointFit, ...], scene, frames, track_counts: np.ndarray, cfg: Stage1Config,
            render_cfg: RenderConfig) -> tuple[tuple[JointFit, ...], float]:
     """The joints refined with every frame's losses -> (joints [P] with refined axis, pivot and values [T], the
@@ -189,15 +202,15 @@ def refine(joints: tuple[JointFit, ...], scene, frames, track_counts: np.ndarray
 
     joints: the initial joints (stage1.initial_poses); scene: the Stage1Scene built with them; frames: Stage1Frame
     batched over frames 1..T-1 (init_value 0); track_counts: [T, P] visible tracks of each part per frame. Frames
-    where a part keeps fewer than cfg.reseed_below_tracks tracks take that part's value from `search_values`
+    where a part keeps fewer than cfg.reseed_below_tracks tracks (`lost_frames`) take that part's value from
+    `search_values`
     before Adam, on a path through the other frames' values (a lid tracked to 15 deg carries on from there: free,
     the LK lid's search read 9.7-14 deg low over the frames where it is seen edge-on). Nothing to search and
     joint_iters 0: the joints are returned as they are."""
-    values = np.stack([j.values for j in joints], 1)
-    few = track_counts < cfg.reseed_below_tracks
-    few[0] = False
-    if cfg.joint_iters == 0 and not (cfg.search_values > 1 and few.any()):
+    if not has_work(track_counts, cfg):
         return joints, float("nan")
+    values = np.stack([j.values for j in joints], 1)
+    few = lost_frames(track_counts, cfg)
     if cfg.search_values > 1 and few.any():
         searched = search_values(values, joints, scene, frames, cfg, render_cfg, pinned=~few)
         values = np.where(few, searched, values)
