@@ -257,6 +257,13 @@ class Stage2Config:
     # 65.0 mm / penetration 3.51 % -> 5.87 / 70.8 / 2.15 % (interaction_suite_s4{,_anchor_fridge}.json; the other
     # objects unmeasured). Not a clear win: off (benchmarks/results/interaction_anchor_s3_base_C.json).
     contact_anchor: bool = False
+    # Beyond the paper (false: off): the hand's contact keypoints over the grasp that holds at frame 0 are moved by
+    # the median offset, over the keypoints lifted both ways at frame 0, from them to the keypoints lifted with the
+    # frame-0 depth map where the human mask covers them (contact.depth_keypoints: the skin the camera sees, the
+    # joint contact.SKIN_M under it), turned with the held part (contact.depth_shift). The object render behind a
+    # hand is the part's face or a handle the hand mostly hides, and the grip offsets above are medians over four
+    # grips; the depth map sees the hand itself, and the object's Gaussians come from the same map.
+    contact_depth_shift: bool = False
     # Start of the human-to-scene alignment (the paper optimizes its "camera parameters" from the HMR result and
     # says no more). keypoints: the body moved along the ray by the hand keypoints' depth gap, which also carries
     # the HMR arm error (bodies 28-32 cm towards the camera where the error was 15-20 cm); depth: by the frame-0

@@ -291,12 +291,18 @@ def contact_keypoints(bundle, obj: Stage1Scene, poses: np.ndarray, contact: np.n
         inv = np.linalg.inv(np.asarray(bundle.T_cam_world, np.float64))
         kp = np.where(kw[..., None] > 0, np.einsum("tij,tknj->tkni", inv[:, :3, :3], kp)
                       + inv[:, None, None, :3, 3], 0.0).astype(kp.dtype)
-    if cfg.contact_anchor and poses.shape[1] > 0:
+    hand_part = np.full(2, -1)
+    if poses.shape[1] > 0:
         means, part_of = np.asarray(obj.gaussians.means), np.asarray(obj.part_of)
         valid = np.asarray(obj.valid)
         parts = [means[valid & (part_of == p + 1)] for p in range(poses.shape[1])]
         hand_part = contact_lib.held_part(kp, kw, poses, parts)
+    if cfg.contact_anchor:
         kp, kw = contact_lib.anchor_keypoints(kp, kw, contact, poses, hand_part)
+    if cfg.contact_depth_shift:  # frame 0 = camera 0 = world
+        dp, ok = contact_lib.depth_keypoints(bundle.hand_keypoints[0], bundle.hand_keypoint_conf[0], bundle.depth,
+                                             bundle.human_masks[0], K, cfg.contact_conf)
+        kp, _ = contact_lib.depth_shift(kp, kw, contact, dp, ok, poses, hand_part)
     return kp, kw
 
 

@@ -1,7 +1,8 @@
 """Contact keypoints (Fig. 3c) against the ground-truth hand joints of the synthetic HOI suite: the paper's lifting
 ("paper": the Stage I render as fitted, one offset, per frame), the config's per-frame lifting ("per-frame": with
 stage2.contact_rigid_parts and the grip offsets where the config sets them) and the grasp anchored in the held
-part's frame ("anchored": stage2.contact_anchor on top).
+part's frame ("anchored": stage2.contact_anchor on top), then moved by the hand's offset to the frame-0 depth map
+("depth-shifted": stage2.contact_depth_shift on top).
 
   python benchmarks/contact_keypoints.py --runs out/bench_interaction [--objects door,drawer,fridge,lid]
                                          [--set key=value ...] [--json PATH]
@@ -41,9 +42,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
 GRIP = 9  # the middle finger's knuckle (synthetic.hoi.GRIP_JOINT) in the 21-point hand order
 LIFTINGS = {  # Stage2Config changes per row
     "paper": {"contact_anchor": False, "contact_rigid_parts": False, "contact_finger_offsets_m": None,
-              "contact_thumb_offsets_m": None},
-    "per-frame": {"contact_anchor": False},
-    "anchored": {"contact_anchor": True},
+              "contact_thumb_offsets_m": None, "contact_depth_shift": False},
+    "per-frame": {"contact_anchor": False, "contact_depth_shift": False},
+    "anchored": {"contact_anchor": True, "contact_depth_shift": False},
+    "depth-shifted": {"contact_anchor": True, "contact_depth_shift": True},
 }
 
 
