@@ -195,6 +195,11 @@ class Stage2Config:
     # (a wrong depth) pulls with a bounded force instead of dragging the body.
     kinematic_sigma_m: float = bounded(0.05, 0.0, None, lo_open=True)
     lambda_c: float = bounded(1e5, 0.0)
+    # Beyond the paper (0: off): the pelvis's depth held near the start's, which the frame-0 depth map set
+    # (stage2_init.align_to_depth), per m^2 (stage2_losses.depth_anchor_loss). Silhouettes and keypoints leave the
+    # depth loose, and the terms drifted it: drawer_hoi with only the render, prior, foot and smoothness terms
+    # ended 8.9 cm nearer the camera than its ground truth, its start 1.4 cm.
+    lambda_depth: float = bounded(0.0, 0.0)
     # Beyond the paper (0: its term): the contact term is free within this distance of the object surface. The
     # hand's joint centres lie a finger's thickness off the surface it touches, and where the hand hides the gripped
     # stretch of a handle the nearest Gaussian is the face behind it. HOI suite (session-4 bases, the HOI configs'

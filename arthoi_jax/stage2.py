@@ -12,7 +12,9 @@ Frame subsampling: each step sees a random window of `window_frames` consecutive
 scaled by T / W), because the body forward pass and the point-to-surface searches grow with the frame count.
 
 Objective: L_r^h + lambda_p L_p + lambda_fs L_fs + lambda_s L_s + lambda_k L_k + lambda_c L_contact +
-lambda_pen L_pen (+ joint mode: the object's tracking loss). One jitted `step`; `run_steps` scans
+lambda_pen L_pen (+ joint mode: the object's tracking loss; + lambda_depth L_depth, beyond the paper, when set).
+L_fs and L_s see the body in its own metres: on the scene's scaled body they shrink with the scale and would
+pull the body towards the camera. One jitted `step`; `run_steps` scans
 `steps_per_chunk` of them; `optimize_scenes` drives the chunks of one or several scenes in one program
 (`run_steps_batched`; arthoi_jax.batch pads and shards around it), `optimize` is its one-scene case.
 L_r^h renders `render_frames` random frames per step (human Gaussians composited with the object's, so the
@@ -48,7 +50,7 @@ from arthoi_jax.render.rasterize import render
 from arthoi_jax.render.types import Camera
 from arthoi_jax.stage1 import Stage1Scene, move_gaussians, pad_rows, stack_trees
 
-TERMS = ("render", "prior", "foot", "smooth", "kinematic", "contact", "penetration", "object")
+TERMS = ("render", "prior", "foot", "smooth", "kinematic", "contact", "penetration", "object", "depth")
 HAND_JOINTS = np.array([[jn.joint_index(n) for n in (f"{s}_wrist",) + tuple(
     x for f in ("thumb", "index", "middle", "ring", "pinky") for x in (f"{s}_{f}1", f"{s}_{f}2", f"{s}_{f}3",
                                                                         f"{s}_{f}"))] for s in ("left", "right")])
@@ -135,11 +137,21 @@ def body_params(p: Stage2Params, init: BodyParams) -> BodyParams:
     return init.replace(body_pose=p.body_pose, global_orient=p.global_orient, transl=p.transl)
 
 
+def human_in_body(p: Stage2Params, data: Stage2Data):
+    """-> vertices [T, V, 3], joints [T, J, 3] in the body model's own metres (before the scene alignment)."""
+    out = forward_sequence(data.model, body_params(p, data.init))
+    return out.vertices, out.joints
+
+
+def to_scene(p: Stage2Params, x: jnp.ndarray) -> jnp.ndarray:
+    """Body-frame points [..., 3] placed in the scene: exp(log_scale) x + offset."""
+    return jnp.exp(p.log_scale) * x + p.offset
+
+
 def human_in_scene(p: Stage2Params, data: Stage2Data):
     """-> vertices [T, V, 3], joints [T, J, 3] in the scene (world = camera-0) frame."""
-    out = forward_sequence(data.model, body_params(p, data.init))
-    s = jnp.exp(p.log_scale)
-    return s * out.vertices + p.offset, s * out.joints + p.offset
+    v, j = human_in_body(p, data)
+    return to_scene(p, v), to_scene(p, j)
 
 
 def object_poses(p: Stage2Params, data: Stage2Data) -> jnp.ndarray:
@@ -204,7 +216,8 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
     W = T_all if cfg.window_frames == 0 else min(cfg.window_frames, T_all)
     k_window, k_render = jax.random.split(key)
     p, data = window(p, data, window_start(k_window, T, W), W)
-    verts, joints = human_in_scene(p, data)
+    body_verts, body_joints = human_in_body(p, data)
+    verts, joints = to_scene(p, body_verts), to_scene(p, body_joints)
     poses = object_poses(p, data) if cfg.mode == "joint" else data.object_poses
     z = jnp.zeros((), jnp.float32)
     terms = dict.fromkeys(TERMS, z)
@@ -217,9 +230,9 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         terms["prior"] = cfg.lambda_p * L.prior_loss(p.body_pose, data.init.body_pose, p.global_orient,
                                                      data.init.global_orient, cfg.eta)
     if cfg.use_foot_loss:
-        terms["foot"] = cfg.lambda_fs * L.foot_sliding_loss(verts[:, data.foot_vertices], data.foot_contact)
+        terms["foot"] = cfg.lambda_fs * L.foot_sliding_loss(body_verts[:, data.foot_vertices], data.foot_contact)
     if cfg.use_smoothness_loss:
-        terms["smooth"] = cfg.lambda_s * L.smoothness_loss(joints[:, : jn.NUM_JOINTS])
+        terms["smooth"] = cfg.lambda_s * L.smoothness_loss(body_joints[:, : jn.NUM_JOINTS])
     hands = joints[:, HAND_JOINTS.reshape(-1)]  # [W, 42, 3]
     if cfg.use_kinematic_loss:
         terms["kinematic"] = cfg.lambda_k * L.kinematic_loss(hands, data.keypoints, data.keypoint_weights,
@@ -242,6 +255,10 @@ def loss_terms(p: Stage2Params, data: Stage2Data, key: jnp.ndarray, cfg: Stage2C
         terms["penetration"] = cfg.lambda_pen * L.penetration_loss(verts[:, data.body_points], surf, normals,
                                                                    valid, cfg.penetration_radius_m,
                                                                    cfg.penetration_margin_m)
+    if cfg.lambda_depth > 0:
+        # The pelvis is the root joint: J_pelvis(betas) + transl, so the start's is the body's moved by its transl.
+        start = body_joints[:, 0] - p.transl + data.init.transl
+        terms["depth"] = cfg.lambda_depth * L.depth_anchor_loss(joints[:, 0], start)
     if cfg.mode == "joint":
         terms["object"] = joint_opt.tracking_loss(data.obj, poses, data.tracks, data.track_vis, data.obj.K,
                                                   data.T_cam_world)

@@ -50,6 +50,12 @@ def smoothness_loss(joints: jnp.ndarray) -> jnp.ndarray:
     return jnp.sum(jnp.mean(jnp.sum(acc**2, -1), axis=1))
 
 
+def depth_anchor_loss(pelvis: jnp.ndarray, start: jnp.ndarray) -> jnp.ndarray:
+    """Beyond the paper: the squared change of the pelvis's depth (z, camera-0 frame) from where Stage II started
+    it, summed over frames. pelvis, start [T, 3] metres."""
+    return jnp.sum((pelvis[:, 2] - start[:, 2]) ** 2)
+
+
 def kinematic_loss(joints: jnp.ndarray, keypoints: jnp.ndarray, weights: jnp.ndarray,
                    sigma: float | None = None) -> jnp.ndarray:
     """L_k (Eq. 11): joints [T, K, 3] of the body against the 3D contact keypoints [T, K, 3], weights [T, K]

@@ -137,3 +137,43 @@ def test_human_motion_npz_reproduces_our_vertices_in_smplx(model, tmp_path):
     np.testing.assert_allclose(out.vertices.numpy(), ours, rtol=0, atol=1e-5)
     assert a["body_pose"].shape == (3, 63) and a["betas"].shape == (1, 10)
     assert float(a["scene_scale"]) == pytest.approx(1.1)
+
+
+def test_foot_sliding_and_smoothness_do_not_pull_the_scene_scale(model):
+    # Measured on the scene's scaled body, both terms shrink with the scale: the body slid towards the camera to
+    # slow its feet (drawer_hoi, the interaction terms off: scale 0.95, pelvis 8.9 cm nearer). In the body's own
+    # metres the scale is left to the terms that see the scene.
+    cfg = dataclasses.replace(NO_RENDER, use_prior_loss=False, use_kinematic_loss=False, use_contact_loss=False,
+                              use_penetration_loss=False)
+    data, _ = problem(model, cfg)
+    p = stage2.initial_params(data.init, 1)
+    walk = jnp.linspace(0.0, 0.1, T)[:, None] ** 2 * jnp.array([1.0, 0.0, 0.5])  # feet and joints accelerate
+    p = p.replace(transl=p.transl + walk)
+    key = jax.random.PRNGKey(0)
+    names = list(stage2.TERMS)
+    foot, smooth = names.index("foot"), names.index("smooth")
+
+    def terms(log_scale):
+        return stage2.loss_terms(p.replace(log_scale=log_scale), data, key, cfg, RENDER)[jnp.array([foot, smooth])]
+
+    t0 = terms(jnp.float32(0.0))
+    assert np.all(np.asarray(t0) > 0)
+    np.testing.assert_allclose(terms(jnp.float32(np.log(0.9))), t0, rtol=1e-4)
+    np.testing.assert_allclose(jax.jacobian(terms)(jnp.float32(0.0)), 0.0, atol=1e-6 * float(t0.max()))
+
+
+def test_the_depth_anchor_holds_the_pelvis_depth_of_the_start(model):
+    cfg = dataclasses.replace(NO_RENDER, use_prior_loss=False, use_kinematic_loss=False, use_contact_loss=False,
+                              use_penetration_loss=False, use_foot_loss=False, use_smoothness_loss=False,
+                              lambda_depth=1e4)
+    data, _ = problem(model, cfg)
+    p = stage2.initial_params(data.init, 1)
+    key = jax.random.PRNGKey(0)
+    depth = list(stage2.TERMS).index("depth")
+    assert float(stage2.loss_terms(p, data, key, cfg, RENDER)[depth]) == 0.0
+    sideways = p.replace(transl=p.transl + jnp.array([0.2, -0.1, 0.0]))
+    assert float(stage2.loss_terms(sideways, data, key, cfg, RENDER)[depth]) == pytest.approx(0.0, abs=1e-6)
+    nearer = p.replace(log_scale=jnp.float32(np.log(0.98)))  # the whole body 2 % nearer the camera centre
+    z = np.asarray(forward_sequence(model, data.init).joints[:, 0, 2])
+    expected = 1e4 * np.sum((0.02 * z) ** 2)
+    assert float(stage2.loss_terms(nearer, data, key, cfg, RENDER)[depth]) == pytest.approx(expected, rel=1e-3)

@@ -18,6 +18,14 @@ def test_losses_vanish_at_their_targets():
     assert float(L.foot_sliding_loss(j, jnp.zeros((5, 4)))) == 0.0  # no contact frames
 
 
+def test_depth_anchor_counts_only_the_pelvis_depth_change():
+    start = jnp.array([[0.1, 0.2, 2.0], [0.0, 0.0, 2.5]])
+    moved = start + jnp.array([[0.3, -0.2, 0.0], [0.0, 0.0, -0.04]])  # sideways: free; 4 cm nearer: counted
+    assert float(L.depth_anchor_loss(moved, start)) == pytest.approx(0.04**2, rel=1e-5)
+    g = jax.grad(L.depth_anchor_loss)(moved, start)
+    np.testing.assert_allclose(g, [[0, 0, 0], [0, 0, -0.08]], atol=1e-7)
+
+
 def test_kinematic_loss_ignores_unconfident_keypoints():
     j = jnp.zeros((2, 3, 3))
     k = jnp.ones((2, 3, 3))
