@@ -335,6 +335,11 @@ class Stage2Config:
     use_contact_loss: bool = True
     use_penetration_loss: bool = True
 
+    def __post_init__(self):
+        if self.lambda_depth > 0 and self.align == "keypoints":  # its start is the depth map's (align: depth)
+            raise ConfigError("stage2.lambda_depth holds the body at the start align: depth gives it; with "
+                              "stage2.align: keypoints set stage2.lambda_depth: 0")
+
 
 @dataclasses.dataclass(frozen=True)
 class HmrSimConfig:

@@ -292,7 +292,7 @@ def contact_keypoints(bundle, obj: Stage1Scene, poses: np.ndarray, contact: np.n
         kp = np.where(kw[..., None] > 0, np.einsum("tij,tknj->tkni", inv[:, :3, :3], kp)
                       + inv[:, None, None, :3, 3], 0.0).astype(kp.dtype)
     hand_part = np.full(2, -1)
-    if poses.shape[1] > 0:
+    if poses.shape[1] > 0 and (cfg.contact_anchor or cfg.contact_depth_shift):
         means, part_of = np.asarray(obj.gaussians.means), np.asarray(obj.part_of)
         valid = np.asarray(obj.valid)
         parts = [means[valid & (part_of == p + 1)] for p in range(poses.shape[1])]

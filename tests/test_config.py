@@ -1,6 +1,7 @@
 """Config loading: defaults, YAML + overrides, and one error per validation rule, naming the key."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -84,3 +85,11 @@ def test_property_any_input_loads_or_raises_config_error(data):
         assert str(e)
     else:
         assert isinstance(cfg, Config)
+
+
+def test_the_depth_anchor_needs_the_depth_start():
+    with pytest.raises(ConfigError, match=r"stage2\.lambda_depth.*stage2\.align: keypoints"):
+        load_config(overrides=["stage2.lambda_depth=1e4", "stage2.align=keypoints"])
+    assert load_config(overrides=["stage2.lambda_depth=1e4"]).stage2.lambda_depth == 1e4
+    door_hoi = Path(__file__).parent.parent / "configs" / "synthetic" / "door_hoi.yaml"
+    assert load_config(door_hoi, ["stage2.align=keypoints", "stage2.lambda_depth=0"]).stage2.align == "keypoints"
